@@ -1,0 +1,565 @@
+/* admin: the listener and the HTTP/1.1 connections of the admin API.
+ *
+ * Requests are read into a bounded buffer until the end of the headers; a Content-Length
+ * body (POST) is read and ignored; pipelined requests are answered in order. Connections
+ * are closed after the response when the client asks (or speaks HTTP/1.0), on a bad
+ * request, or after ADMIN_IDLE_SECONDS of silence. */
+#include "proxy/admin/admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <jansson.h>
+
+#include "proxy/log/log.h"
+#include "proxy/server/server.h"
+
+#define ADMIN_MAX_HEADER_BYTES (64 * 1024)
+#define ADMIN_MAX_BODY_BYTES (1024 * 1024)
+#define ADMIN_IDLE_SECONDS 300.0
+#define ADMIN_MAX_CONNECTIONS 256
+
+struct admin_conn {
+	struct sk_admin *admin;
+	int fd;
+	ev_io rio, wio;
+	ev_timer idle;
+	char in[ADMIN_MAX_HEADER_BYTES];
+	size_t in_len;
+	size_t body_left;            /* bytes of a request body still to discard */
+	char *out;
+	size_t out_len, out_off;
+	bool close_after_write;
+	struct admin_conn *next;
+};
+
+struct sk_admin {
+	struct sk_server *server;
+	int fd;
+	ev_io accept_io;
+	char *unix_path;             /* unlinked on free */
+	struct admin_conn *conns;
+	unsigned n_conns;
+};
+
+static void conn_free(struct admin_conn *c)
+{
+	struct sk_admin *a = c->admin;
+	struct admin_conn **pp;
+	struct ev_loop *loop = a->server->loop;
+
+	for (pp = &a->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	a->n_conns--;
+	ev_io_stop(loop, &c->rio);
+	ev_io_stop(loop, &c->wio);
+	ev_timer_stop(loop, &c->idle);
+	close(c->fd);
+	free(c->out);
+	free(c);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* responses                                                                           */
+
+void sk_admin_respond_owned(struct sk_admin_response *resp, int status, const char *content_type,
+			    char *body)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = content_type;
+	resp->body = body;
+	resp->len = body ? strlen(body) : 0;
+}
+
+void sk_admin_respond(struct sk_admin_response *resp, int status, const char *content_type,
+		      const char *fmt, ...)
+{
+	char *body = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&body, fmt, ap) < 0)
+		body = NULL;
+	va_end(ap);
+	sk_admin_respond_owned(resp, status, content_type, body);
+}
+
+void sk_admin_respond_json(struct sk_admin_response *resp, int status, struct json_t *json)
+{
+	char *body = json ? json_dumps(json, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+	size_t n;
+
+	json_decref(json);
+	if (body == NULL) {
+		sk_admin_respond(resp, 500, SK_CT_TEXT, "out of memory\n");
+		return;
+	}
+	n = strlen(body);
+	body = realloc(body, n + 2);
+	body[n] = '\n';
+	body[n + 1] = '\0';
+	sk_admin_respond_owned(resp, status, SK_CT_JSON, body);
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	}
+	return "Unknown";
+}
+
+static void queue_response(struct admin_conn *c, const struct sk_admin_response *r, bool head)
+{
+	char hdr[512];
+	int n = snprintf(hdr, sizeof(hdr),
+			 "HTTP/1.1 %d %s\r\n"
+			 "content-type: %s\r\n"
+			 "cache-control: no-cache, max-age=0\r\n"
+			 "x-content-type-options: nosniff\r\n"
+			 "content-length: %zu\r\n"
+			 "%s"
+			 "\r\n",
+			 r->status, reason(r->status), r->content_type ? r->content_type : SK_CT_TEXT,
+			 r->len, c->close_after_write ? "connection: close\r\n" : "");
+	size_t body = head ? 0 : r->len;
+	char *grown = realloc(c->out, c->out_len + (size_t)n + body);
+
+	if (grown == NULL) {
+		c->close_after_write = true;
+		return;
+	}
+	c->out = grown;
+	memcpy(c->out + c->out_len, hdr, (size_t)n);
+	if (body)
+		memcpy(c->out + c->out_len + n, r->body, body);
+	c->out_len += (size_t)n + body;
+	ev_io_start(c->admin->server->loop, &c->wio);
+}
+
+static void reply_error(struct admin_conn *c, int status, const char *msg)
+{
+	struct sk_admin_response r = {0};
+
+	c->close_after_write = true;
+	sk_admin_respond(&r, status, SK_CT_TEXT, "%s\n", msg);
+	queue_response(c, &r, false);
+	free(r.body);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* requests                                                                            */
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes n bytes of s into a new string ('+' is kept: regexes use it). */
+static char *decode(const char *s, size_t n)
+{
+	char *out = malloc(n + 1), *o = out;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n &&
+		    hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+			*o++ = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+bool sk_admin_query_param(const struct sk_admin_request *req, const char *key, char **value)
+{
+	const char *p = req->query;
+	size_t klen = strlen(key);
+
+	while (p && *p) {
+		const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		const char *kend = eq ? eq : end;
+		char *k = decode(p, (size_t)(kend - p));
+		bool match = k && strlen(k) == klen && memcmp(k, key, klen) == 0;
+
+		free(k);
+		if (match) {
+			if (value)
+				*value = eq ? decode(eq + 1, (size_t)(end - eq - 1)) : strdup("");
+			return true;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return false;
+}
+
+static const struct sk_admin_endpoint *find_endpoint(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < sk_admin_endpoint_count; i++)
+		if (strcmp(sk_admin_endpoints[i].path, path) == 0)
+			return &sk_admin_endpoints[i];
+	return NULL;
+}
+
+static void dispatch(struct admin_conn *c, const char *method, char *target)
+{
+	struct sk_admin_request req = {.method = method, .server = c->admin->server};
+	struct sk_admin_response resp = {.status = 200, .content_type = SK_CT_TEXT};
+	const struct sk_admin_endpoint *ep;
+	char *q = strchr(target, '?'), *path;
+	bool head = strcmp(method, "HEAD") == 0;
+
+	if (q)
+		*q++ = '\0';
+	req.query = q ? q : "";
+	path = decode(target, strlen(target));
+	req.path = path ? path : "";
+	ep = find_endpoint(req.path);
+	if (ep == NULL) {
+		sk_admin_respond(&resp, 404, SK_CT_TEXT, "invalid path. admin commands are:\n");
+		{
+			/* Envoy answers an unknown path with the help text and a 404. */
+			struct sk_admin_response help = {0};
+
+			find_endpoint("/help")->handler(&req, &help);
+			sk_admin_respond(&resp, 404, SK_CT_TEXT, "invalid path. %s", help.body ? help.body : "");
+			free(help.body);
+		}
+	} else if (ep->mutates && strcmp(method, "POST") != 0) {
+		sk_admin_respond(&resp, 405, SK_CT_TEXT, "This endpoint requires POST\n");
+	} else if (!ep->mutates && strcmp(method, "GET") != 0 && !head &&
+		   strcmp(method, "POST") != 0) {
+		sk_admin_respond(&resp, 405, SK_CT_TEXT, "Method not allowed\n");
+	} else {
+		ep->handler(&req, &resp);
+	}
+	sk_log_debug(SK_LOG_ADMIN, "admin %s %s -> %d", method, req.path, resp.status);
+	queue_response(c, &resp, head);
+	free(resp.body);
+	free(path);
+}
+
+static bool token_eq(const char *a, size_t alen, const char *b)
+{
+	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+/* Handles one complete header block of hlen bytes at c->in. Returns false to stop. */
+static bool handle_request(struct admin_conn *c, size_t hlen)
+{
+	char *line_end = memchr(c->in, '\r', hlen), *sp1, *sp2, *p;
+	char method[16], *target;
+	bool http10, keep_alive, close_req = false;
+	long long content_length = 0;
+
+	if (line_end == NULL)
+		return reply_error(c, 400, "bad request line"), false;
+	*line_end = '\0';
+	sp1 = strchr(c->in, ' ');
+	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (sp1 == NULL || sp2 == NULL || (size_t)(sp1 - c->in) >= sizeof(method) ||
+	    (strcmp(sp2 + 1, "HTTP/1.1") != 0 && strcmp(sp2 + 1, "HTTP/1.0") != 0) ||
+	    sp1[1] != '/')
+		return reply_error(c, 400, "bad request line"), false;
+	memcpy(method, c->in, (size_t)(sp1 - c->in));
+	method[sp1 - c->in] = '\0';
+	*sp2 = '\0';
+	target = sp1 + 1;
+	http10 = strcmp(sp2 + 1, "HTTP/1.0") == 0;
+	keep_alive = !http10;
+
+	for (p = line_end + 2; p < c->in + hlen - 2;) {
+		char *eol = memchr(p, '\r', (size_t)(c->in + hlen - p)), *colon, *v;
+		size_t vlen;
+
+		if (eol == NULL || eol[1] != '\n')
+			return reply_error(c, 400, "bad header line"), false;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL || colon == p)
+			return reply_error(c, 400, "bad header line"), false;
+		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		vlen = (size_t)(eol - v);
+		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		if (token_eq(p, (size_t)(colon - p), "content-length")) {
+			char buf[24], *end;
+
+			if (vlen == 0 || vlen >= sizeof(buf))
+				return reply_error(c, 400, "bad content-length"), false;
+			memcpy(buf, v, vlen);
+			buf[vlen] = '\0';
+			content_length = strtoll(buf, &end, 10);
+			if (*end || content_length < 0)
+				return reply_error(c, 400, "bad content-length"), false;
+		} else if (token_eq(p, (size_t)(colon - p), "transfer-encoding")) {
+			return reply_error(c, 400, "chunked bodies are not accepted by admin"), false;
+		} else if (token_eq(p, (size_t)(colon - p), "connection")) {
+			if (token_eq(v, vlen, "close"))
+				close_req = true;
+			else if (token_eq(v, vlen, "keep-alive"))
+				keep_alive = true;
+		}
+		p = eol + 2;
+	}
+	if (content_length > ADMIN_MAX_BODY_BYTES)
+		return reply_error(c, 413, "request body too large"), false;
+	c->body_left = (size_t)content_length;
+	c->close_after_write = close_req || !keep_alive;
+	dispatch(c, method, target);
+	return !c->close_after_write;
+}
+
+/* Consumes whatever complete requests the buffer holds. */
+static void process_input(struct admin_conn *c)
+{
+	for (;;) {
+		char *end;
+		size_t hlen, take;
+
+		if (c->body_left) {
+			take = c->body_left < c->in_len ? c->body_left : c->in_len;
+			memmove(c->in, c->in + take, c->in_len - take);
+			c->in_len -= take;
+			c->body_left -= take;
+			if (c->body_left)
+				return;
+		}
+		end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+		if (end == NULL) {
+			if (c->in_len == sizeof(c->in))
+				reply_error(c, 431, "request headers too large");
+			return;
+		}
+		hlen = (size_t)(end - c->in) + 4;
+		if (!handle_request(c, hlen)) {
+			ev_io_stop(c->admin->server->loop, &c->rio);
+			return;
+		}
+		memmove(c->in, c->in + hlen, c->in_len - hlen);
+		c->in_len -= hlen;
+	}
+}
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct admin_conn *c = w->data;
+	ssize_t n;
+
+	(void)revents;
+	n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		conn_free(c);
+		return;
+	}
+	if (n < 0)
+		return;
+	c->in_len += (size_t)n;
+	ev_timer_again(loop, &c->idle);
+	process_input(c);
+	if (c->close_after_write && c->out_len == c->out_off)
+		conn_free(c);
+}
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct admin_conn *c = w->data;
+
+	(void)revents;
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			conn_free(c);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	ev_io_stop(loop, w);
+	if (c->close_after_write) {
+		conn_free(c);
+		return;
+	}
+	/* Requests that arrived behind this one wait no longer. */
+	process_input(c);
+}
+
+static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_free(w->data);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sk_admin *a = w->data;
+
+	(void)revents;
+	for (;;) {
+		int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct admin_conn *c;
+
+		if (fd < 0)
+			return;
+		if (a->n_conns >= ADMIN_MAX_CONNECTIONS || (c = calloc(1, sizeof(*c))) == NULL) {
+			sk_log_warn(SK_LOG_ADMIN, "admin: connection refused (limit %d reached)",
+				    ADMIN_MAX_CONNECTIONS);
+			close(fd);
+			continue;
+		}
+		c->admin = a;
+		c->fd = fd;
+		ev_io_init(&c->rio, on_read, fd, EV_READ);
+		ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+		ev_init(&c->idle, on_idle);
+		c->idle.repeat = ADMIN_IDLE_SECONDS;
+		c->rio.data = c->wio.data = c->idle.data = c;
+		ev_io_start(loop, &c->rio);
+		ev_timer_again(loop, &c->idle);
+		c->next = a->conns;
+		a->conns = c;
+		a->n_conns++;
+	}
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* listener                                                                            */
+
+static int bind_address(struct sk_admin *a, const Envoy__Config__Core__V3__Address *addr,
+			char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t slen;
+	char what[160];
+	int one = 1, fd;
+
+	if (addr->address_case == ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_PIPE) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", addr->pipe->path);
+		slen = sizeof(*un);
+		snprintf(what, sizeof(what), "%s", addr->pipe->path);
+		unlink(addr->pipe->path);
+		a->unix_path = strdup(addr->pipe->path);
+	} else if (addr->address_case == ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS) {
+		const Envoy__Config__Core__V3__SocketAddress *sa = addr->socket_address;
+		struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		snprintf(what, sizeof(what), "%s:%u", sa->address, sa->port_value);
+		if (inet_pton(AF_INET, sa->address, &in4->sin_addr) == 1) {
+			in4->sin_family = AF_INET;
+			in4->sin_port = htons((uint16_t)sa->port_value);
+			slen = sizeof(*in4);
+		} else if (inet_pton(AF_INET6, sa->address, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)sa->port_value);
+			slen = sizeof(*in6);
+		} else {
+			snprintf(err, errlen, "admin.address: '%s' is not an IP address", sa->address);
+			return -EINVAL;
+		}
+	} else {
+		snprintf(err, errlen, "admin.address: unsupported address type");
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "admin.address: socket: %s", strerror(errno));
+		return -errno;
+	}
+	if (ss.ss_family != AF_UNIX)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, 128) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "admin.address: cannot listen on %s: %s", what, strerror(e));
+		close(fd);
+		return -e;
+	}
+	a->fd = fd;
+	sk_log_info(SK_LOG_MAIN, "admin address: %s", what);
+	return 0;
+}
+
+struct sk_admin *sk_admin_new(struct sk_server *server, const Envoy__Config__Core__V3__Address *addr,
+			      char *err, size_t errlen)
+{
+	struct sk_admin *a = calloc(1, sizeof(*a));
+
+	if (a == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->server = server;
+	a->fd = -1;
+	if (bind_address(a, addr, err, errlen) < 0) {
+		free(a->unix_path);
+		free(a);
+		return NULL;
+	}
+	ev_io_init(&a->accept_io, on_accept, a->fd, EV_READ);
+	a->accept_io.data = a;
+	ev_io_start(server->loop, &a->accept_io);
+	return a;
+}
+
+void sk_admin_free(struct sk_admin *a)
+{
+	if (a == NULL)
+		return;
+	while (a->conns)
+		conn_free(a->conns);
+	ev_io_stop(a->server->loop, &a->accept_io);
+	close(a->fd);
+	if (a->unix_path) {
+		unlink(a->unix_path);
+		free(a->unix_path);
+	}
+	free(a);
+}

@@ -1,0 +1,475 @@
+/* admin handlers: one function per endpoint, Envoy's paths and output formats. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proxy/admin/admin.h"
+#include "proxy/log/log.h"
+#include "proxy/server/server.h"
+#include "xds/pbjson.h"
+
+static void help(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	size_t i, cap = 4096, len = 0;
+	char *out = malloc(cap);
+
+	(void)req;
+	if (out == NULL) {
+		sk_admin_respond(resp, 500, SK_CT_TEXT, "out of memory\n");
+		return;
+	}
+	len += (size_t)snprintf(out, cap, "admin commands are:\n");
+	for (i = 0; i < sk_admin_endpoint_count; i++) {
+		const struct sk_admin_endpoint *e = &sk_admin_endpoints[i];
+		int n = snprintf(out + len, cap - len, "  %s%s: %s\n", e->mutates ? "POST " : "",
+				 e->path, e->help);
+
+		if (n > 0 && (size_t)n < cap - len)
+			len += (size_t)n;
+	}
+	sk_admin_respond_owned(resp, 200, SK_CT_TEXT, out);
+}
+
+static void ready(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	enum sk_server_state st = req->server->state;
+
+	sk_admin_respond(resp, st == SK_STATE_LIVE ? 200 : 503, SK_CT_TEXT, "%s\n",
+			 sk_server_state_name(st));
+}
+
+static Google__Protobuf__Duration seconds(double s)
+{
+	Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
+
+	d.seconds = (int64_t)s;
+	return d;
+}
+
+static void server_info(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	const struct sk_server *s = req->server;
+	const struct sk_options *o = s->opts;
+	Envoy__Admin__V3__ServerInfo info = ENVOY__ADMIN__V3__SERVER_INFO__INIT;
+	Envoy__Admin__V3__CommandLineOptions cl = ENVOY__ADMIN__V3__COMMAND_LINE_OPTIONS__INIT;
+	Google__Protobuf__Duration up = seconds(ev_now(s->loop) - s->start_time);
+	Google__Protobuf__Duration drain = seconds(o->drain_time_s);
+	Google__Protobuf__Duration parent = seconds(o->parent_shutdown_time_s);
+	Google__Protobuf__Duration flush = GOOGLE__PROTOBUF__DURATION__INIT;
+
+	flush.seconds = o->file_flush_interval_msec / 1000;
+	flush.nanos = (int32_t)(o->file_flush_interval_msec % 1000) * 1000000;
+	info.version = (char *)"skiff/" SKIFF_VERSION "/Clean/RELEASE/OpenSSL";
+	info.state = (Envoy__Admin__V3__ServerInfo__State)s->state;
+	info.uptime_current_epoch = &up;
+	info.uptime_all_epochs = &up;
+	info.hot_restart_version = (char *)"disabled";
+	info.command_line_options = &cl;
+	info.node = (Envoy__Config__Core__V3__Node *)sk_server_node(s);
+	cl.base_id = o->base_id;
+	cl.use_dynamic_base_id = o->use_dynamic_base_id;
+	cl.base_id_path = (char *)(o->base_id_path ? o->base_id_path : "");
+	cl.concurrency = s->concurrency;
+	cl.config_path = (char *)(o->config_path ? o->config_path : "");
+	cl.config_yaml = (char *)(o->config_yaml ? o->config_yaml : "");
+	cl.allow_unknown_static_fields = o->allow_unknown_static_fields;
+	cl.reject_unknown_dynamic_fields = o->reject_unknown_dynamic_fields;
+	cl.ignore_unknown_dynamic_fields = o->ignore_unknown_dynamic_fields;
+	cl.skip_deprecated_logs = o->skip_deprecated_logs;
+	cl.admin_address_path = (char *)(o->admin_address_path ? o->admin_address_path : "");
+	cl.local_address_ip_version = strcmp(o->local_address_ip_version, "v6") == 0
+					      ? ENVOY__ADMIN__V3__COMMAND_LINE_OPTIONS__IP_VERSION__v6
+					      : ENVOY__ADMIN__V3__COMMAND_LINE_OPTIONS__IP_VERSION__v4;
+	cl.log_level = (char *)o->log_level;
+	cl.component_log_level = (char *)(o->component_log_level ? o->component_log_level : "");
+	cl.log_format = (char *)(o->log_format ? o->log_format : "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v");
+	cl.log_format_escaped = o->log_format_escaped;
+	cl.log_path = (char *)(o->log_path ? o->log_path : "");
+	cl.service_cluster = (char *)(o->service_cluster ? o->service_cluster : "");
+	cl.service_node = (char *)(o->service_node ? o->service_node : "");
+	cl.service_zone = (char *)(o->service_zone ? o->service_zone : "");
+	cl.file_flush_interval = &flush;
+	cl.file_flush_min_size = o->file_flush_min_size_kb * 1024;
+	cl.drain_time = &drain;
+	cl.drain_strategy = strcmp(o->drain_strategy, "immediate") == 0
+				    ? ENVOY__ADMIN__V3__COMMAND_LINE_OPTIONS__DRAIN_STRATEGY__Immediate
+				    : ENVOY__ADMIN__V3__COMMAND_LINE_OPTIONS__DRAIN_STRATEGY__Gradual;
+	cl.parent_shutdown_time = &parent;
+	cl.mode = (Envoy__Admin__V3__CommandLineOptions__Mode)o->mode;
+	cl.disable_hot_restart = o->disable_hot_restart;
+	cl.enable_mutex_tracing = o->enable_mutex_tracing;
+	cl.restart_epoch = o->restart_epoch;
+	cl.cpuset_threads = o->cpuset_threads;
+	cl.enable_fine_grain_logging = o->enable_fine_grain_logging;
+	cl.socket_path = (char *)(o->socket_path ? o->socket_path : "@envoy_domain_socket");
+	cl.socket_mode = o->socket_mode;
+	cl.enable_core_dump = o->enable_core_dump;
+	sk_admin_respond_json(resp, 200, sk_pbjson_encode(&info.base, NULL));
+}
+
+static void stats_common(const struct sk_admin_request *req, struct sk_admin_response *resp,
+			 enum sk_stats_format format)
+{
+	struct sk_stats_query q = {.format = format};
+	char *filter = NULL, *fmt = NULL, *type = NULL, *body;
+	char err[256];
+
+	q.usedonly = sk_admin_query_param(req, "usedonly", NULL);
+	if (sk_admin_query_param(req, "filter", &filter) && filter[0])
+		q.filter = filter;
+	if (format == SK_STATS_TEXT && sk_admin_query_param(req, "format", &fmt)) {
+		if (strcmp(fmt, "json") == 0) {
+			q.format = SK_STATS_JSON;
+		} else if (strcmp(fmt, "prometheus") == 0) {
+			q.format = SK_STATS_PROMETHEUS;
+		} else if (strcmp(fmt, "text") != 0) {
+			sk_admin_respond(resp, 400, SK_CT_TEXT, "usage: /stats?format=(text|json|prometheus)\n");
+			goto out;
+		}
+	}
+	if (sk_admin_query_param(req, "type", &type))
+		q.type = type;
+	body = sk_stats_render(req->server->stats, &q, err, sizeof(err));
+	if (body == NULL)
+		sk_admin_respond(resp, 400, SK_CT_TEXT, "Invalid re2 regex: %s\n", err);
+	else
+		sk_admin_respond_owned(resp, 200, q.format == SK_STATS_JSON ? SK_CT_JSON : SK_CT_TEXT, body);
+out:
+	free(filter);
+	free(fmt);
+	free(type);
+}
+
+static void stats(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	stats_common(req, resp, SK_STATS_TEXT);
+}
+
+static void stats_prometheus(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	stats_common(req, resp, SK_STATS_PROMETHEUS);
+}
+
+static const char *address_text(const Envoy__Config__Core__V3__Address *a, char *buf, size_t len)
+{
+	if (a == NULL)
+		snprintf(buf, len, "(none)");
+	else if (a->address_case == ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_PIPE)
+		snprintf(buf, len, "%s", a->pipe->path);
+	else if (a->address_case == ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS)
+		snprintf(buf, len, strchr(a->socket_address->address, ':') ? "[%s]:%u" : "%s:%u",
+			 a->socket_address->address, a->socket_address->port_value);
+	else
+		snprintf(buf, len, "envoy://internal");
+	return buf;
+}
+
+static bool wants_json(const struct sk_admin_request *req)
+{
+	char *fmt = NULL;
+	bool json = sk_admin_query_param(req, "format", &fmt) && strcmp(fmt, "json") == 0;
+
+	free(fmt);
+	return json;
+}
+
+static void listeners(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr =
+		req->server->bootstrap->static_resources;
+	size_t i, n = sr ? sr->n_listeners : 0;
+	char addr[160];
+
+	if (wants_json(req)) {
+		json_t *arr = json_array(), *root = json_object();
+
+		for (i = 0; i < n; i++) {
+			json_t *st = json_object();
+			json_t *la = sk_pbjson_encode(&sr->listeners[i]->address->base, NULL);
+
+			json_object_set_new(st, "name", json_string(sr->listeners[i]->name));
+			json_object_set_new(st, "local_address", la);
+			json_array_append_new(arr, st);
+		}
+		json_object_set_new(root, "listener_statuses", arr);
+		sk_admin_respond_json(resp, 200, root);
+		return;
+	}
+	{
+		char *out = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&out, &len);
+
+		for (i = 0; f && i < n; i++)
+			fprintf(f, "%s::%s\n", sr->listeners[i]->name,
+				address_text(sr->listeners[i]->address, addr, sizeof(addr)));
+		if (f)
+			fclose(f);
+		sk_admin_respond_owned(resp, 200, SK_CT_TEXT, out ? out : strdup(""));
+	}
+}
+
+/* /clusters: the static clusters, their circuit-breaker defaults and hosts, in Envoy's
+ * text format (name::key::value) or as envoy.admin.v3.Clusters JSON. */
+static void clusters(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	struct sk_server *s = req->server;
+	const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = s->bootstrap->static_resources;
+	size_t i, l, e, n = sr ? sr->n_clusters : 0;
+	bool json = wants_json(req);
+	json_t *statuses = json_array();
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = json ? NULL : open_memstream(&out, &len);
+	char addr[160];
+
+	for (i = 0; i < n; i++) {
+		const Envoy__Config__Cluster__V3__Cluster *c = sr->clusters[i];
+		const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = c->load_assignment;
+		json_t *hosts = json_array(), *st = json_object();
+
+		if (f) {
+			fprintf(f, "%s::observability_name::%s\n", c->name,
+				c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name : c->name);
+			fprintf(f, "%s::default_priority::max_connections::1024\n", c->name);
+			fprintf(f, "%s::default_priority::max_pending_requests::1024\n", c->name);
+			fprintf(f, "%s::default_priority::max_requests::1024\n", c->name);
+			fprintf(f, "%s::default_priority::max_retries::3\n", c->name);
+			fprintf(f, "%s::high_priority::max_connections::1024\n", c->name);
+			fprintf(f, "%s::high_priority::max_pending_requests::1024\n", c->name);
+			fprintf(f, "%s::high_priority::max_requests::1024\n", c->name);
+			fprintf(f, "%s::high_priority::max_retries::3\n", c->name);
+			fprintf(f, "%s::added_via_api::false\n", c->name);
+		}
+		for (l = 0; la && l < la->n_endpoints; l++) {
+			for (e = 0; e < la->endpoints[l]->n_lb_endpoints; e++) {
+				const Envoy__Config__Endpoint__V3__LbEndpoint *lbe =
+					la->endpoints[l]->lb_endpoints[e];
+				const Envoy__Config__Core__V3__Address *a =
+					lbe->endpoint ? lbe->endpoint->address : NULL;
+				uint32_t w = lbe->load_balancing_weight ? lbe->load_balancing_weight->value : 1;
+
+				address_text(a, addr, sizeof(addr));
+				if (f) {
+					fprintf(f, "%s::%s::cx_active::0\n", c->name, addr);
+					fprintf(f, "%s::%s::cx_connect_fail::0\n", c->name, addr);
+					fprintf(f, "%s::%s::cx_total::0\n", c->name, addr);
+					fprintf(f, "%s::%s::rq_active::0\n", c->name, addr);
+					fprintf(f, "%s::%s::rq_error::0\n", c->name, addr);
+					fprintf(f, "%s::%s::rq_success::0\n", c->name, addr);
+					fprintf(f, "%s::%s::rq_timeout::0\n", c->name, addr);
+					fprintf(f, "%s::%s::rq_total::0\n", c->name, addr);
+					fprintf(f, "%s::%s::hostname::\n", c->name, addr);
+					fprintf(f, "%s::%s::health_flags::healthy\n", c->name, addr);
+					fprintf(f, "%s::%s::weight::%u\n", c->name, addr, w);
+					fprintf(f, "%s::%s::region::\n", c->name, addr);
+					fprintf(f, "%s::%s::zone::\n", c->name, addr);
+					fprintf(f, "%s::%s::sub_zone::\n", c->name, addr);
+					fprintf(f, "%s::%s::canary::false\n", c->name, addr);
+					fprintf(f, "%s::%s::priority::%u\n", c->name, addr,
+						la->endpoints[l]->priority);
+					fprintf(f, "%s::%s::success_rate::-1\n", c->name, addr);
+					fprintf(f, "%s::%s::local_origin_success_rate::-1\n", c->name, addr);
+				} else {
+					json_t *h = json_object(), *hs = json_object();
+
+					if (a)
+						json_object_set_new(h, "address", sk_pbjson_encode(&a->base, NULL));
+					json_object_set_new(hs, "eds_health_status", json_string("HEALTHY"));
+					json_object_set_new(h, "health_status", hs);
+					json_object_set_new(h, "weight", json_integer(w));
+					json_object_set_new(h, "priority", json_integer(la->endpoints[l]->priority));
+					json_array_append_new(hosts, h);
+				}
+			}
+		}
+		json_object_set_new(st, "name", json_string(c->name));
+		json_object_set_new(st, "observability_name",
+				    json_string(c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name
+											: c->name));
+		json_object_set_new(st, "host_statuses", hosts);
+		json_array_append_new(statuses, st);
+	}
+	if (json) {
+		json_t *root = json_object();
+
+		json_object_set_new(root, "cluster_statuses", statuses);
+		sk_admin_respond_json(resp, 200, root);
+		return;
+	}
+	json_decref(statuses);
+	if (f)
+		fclose(f);
+	sk_admin_respond_owned(resp, 200, SK_CT_TEXT, out ? out : strdup(""));
+}
+
+static char *logging_list(void)
+{
+	char *out = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&out, &len);
+
+	if (f == NULL)
+		return NULL;
+	fprintf(f, "active loggers:\n");
+	for (i = 0; i < SK_LOG_COMPONENTS; i++)
+		fprintf(f, "  %s: %s\n", sk_log_component_name((enum sk_log_component)i),
+			sk_log_level_name(sk_log_get_level((enum sk_log_component)i)));
+	fclose(f);
+	return out;
+}
+
+/* GET lists the loggers; POST ?level=L sets all, ?<logger>=L one, ?paths=a:l,b:l several. */
+static void logging(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	char *value = NULL, err[256];
+	bool post = strcmp(req->method, "POST") == 0;
+	size_t i;
+
+	if (req->query[0] == '\0') {
+		sk_admin_respond_owned(resp, 200, SK_CT_TEXT, logging_list());
+		return;
+	}
+	if (!post) {
+		sk_admin_respond(resp, 405, SK_CT_TEXT, "This endpoint requires POST\n");
+		return;
+	}
+	if (sk_admin_query_param(req, "level", &value)) {
+		int l = sk_log_level_parse(value);
+
+		free(value);
+		if (l < 0) {
+			sk_admin_respond(resp, 400, SK_CT_TEXT, "error: unknown logger level\n");
+			return;
+		}
+		sk_log_set_level_all((enum sk_log_level)l);
+		sk_admin_respond_owned(resp, 200, SK_CT_TEXT, logging_list());
+		return;
+	}
+	if (sk_admin_query_param(req, "paths", &value)) {
+		int rc = sk_log_set_component_levels(value, err, sizeof(err));
+
+		free(value);
+		if (rc < 0) {
+			sk_admin_respond(resp, 400, SK_CT_TEXT, "error: %s\n", err);
+			return;
+		}
+		sk_admin_respond_owned(resp, 200, SK_CT_TEXT, logging_list());
+		return;
+	}
+	for (i = 0; i < SK_LOG_COMPONENTS; i++) {
+		if (sk_admin_query_param(req, sk_log_component_name((enum sk_log_component)i), &value)) {
+			int l = sk_log_level_parse(value);
+
+			free(value);
+			if (l < 0) {
+				sk_admin_respond(resp, 400, SK_CT_TEXT, "error: unknown logger level\n");
+				return;
+			}
+			sk_log_set_level((enum sk_log_component)i, (enum sk_log_level)l);
+			sk_admin_respond_owned(resp, 200, SK_CT_TEXT, logging_list());
+			return;
+		}
+	}
+	sk_admin_respond(resp, 404, SK_CT_TEXT, "error: unknown logger name\n");
+}
+
+static void memory(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	struct mallinfo2 mi = mallinfo2();
+	json_t *j = json_object();
+	char buf[32];
+
+	(void)req;
+#define U64(key, v) (snprintf(buf, sizeof(buf), "%zu", (size_t)(v)), json_object_set_new(j, key, json_string(buf)))
+	U64("allocated", mi.uordblks + mi.hblkhd);
+	U64("heap_size", mi.arena + mi.hblkhd);
+	U64("pageheap_unmapped", 0);
+	U64("pageheap_free", mi.fordblks);
+	U64("total_thread_cache", 0);
+	U64("total_physical_bytes", mi.arena + mi.hblkhd);
+#undef U64
+	sk_admin_respond_json(resp, 200, j);
+}
+
+static void healthcheck_fail(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	req->server->healthcheck_failed = true;
+	sk_stat_set(req->server->shard, req->server->st.live, 0);
+	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
+}
+
+static void healthcheck_ok(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	req->server->healthcheck_failed = false;
+	sk_stat_set(req->server->shard, req->server->st.live, req->server->state == SK_STATE_LIVE);
+	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
+}
+
+static void quitquitquit(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	sk_log_info(SK_LOG_ADMIN, "shutting down from admin handle");
+	sk_server_request_shutdown(req->server);
+	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
+}
+
+/* pilot-agent's termination step. Listeners have nothing to drain until the data plane
+ * serves; the request is acknowledged as Envoy does. */
+static void drain_listeners(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	sk_log_info(SK_LOG_ADMIN, "draining listeners (%s%s)",
+		    sk_admin_query_param(req, "inboundonly", NULL) ? "inbound only" : "all",
+		    sk_admin_query_param(req, "graceful", NULL) ? ", graceful" : "");
+	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
+}
+
+static void certs(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	json_t *j = json_object();
+
+	(void)req;
+	json_object_set_new(j, "certificates", json_array());
+	sk_admin_respond_json(resp, 200, j);
+}
+
+static void runtime(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	json_t *j = json_object();
+
+	(void)req;
+	json_object_set_new(j, "entries", json_object());
+	json_object_set_new(j, "layers", json_array());
+	sk_admin_respond_json(resp, 200, j);
+}
+
+static void hot_restart_version(const struct sk_admin_request *req, struct sk_admin_response *resp)
+{
+	(void)req;
+	sk_admin_respond(resp, 200, SK_CT_TEXT, "disabled\n");
+}
+
+const struct sk_admin_endpoint sk_admin_endpoints[] = {
+	{"/", "print out list of admin commands", help, false},
+	{"/certs", "print certs on machine", certs, false},
+	{"/clusters", "upstream cluster status", clusters, false},
+	{"/config_dump", "dump current Envoy configs", sk_admin_config_dump, false},
+	{"/drain_listeners", "drain listeners", drain_listeners, true},
+	{"/healthcheck/fail", "cause the server to fail health checks", healthcheck_fail, true},
+	{"/healthcheck/ok", "cause the server to pass health checks", healthcheck_ok, true},
+	{"/help", "print out list of admin commands", help, false},
+	{"/hot_restart_version", "print the hot restart compatibility version", hot_restart_version, false},
+	{"/listeners", "print listener info", listeners, false},
+	{"/logging", "query/change logging levels", logging, false},
+	{"/memory", "print current allocation/heap usage", memory, false},
+	{"/quitquitquit", "exit the server", quitquitquit, true},
+	{"/ready", "print server state, return 200 if LIVE, otherwise return 503", ready, false},
+	{"/runtime", "print runtime values", runtime, false},
+	{"/server_info", "print server version/status information", server_info, false},
+	{"/stats", "print server stats", stats, false},
+	{"/stats/prometheus", "print server stats in prometheus format", stats_prometheus, false},
+};
+
+const size_t sk_admin_endpoint_count = sizeof(sk_admin_endpoints) / sizeof(sk_admin_endpoints[0]);

@@ -1,0 +1,381 @@
+/* server: see server.h. */
+#include "proxy/server/server.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/admin/admin.h"
+#include "proxy/log/log.h"
+
+#define TICK_SECONDS 1.0
+
+const char *sk_server_state_name(enum sk_server_state state)
+{
+	switch (state) {
+	case SK_STATE_LIVE:
+		return "LIVE";
+	case SK_STATE_DRAINING:
+		return "DRAINING";
+	case SK_STATE_PRE_INITIALIZING:
+		return "PRE_INITIALIZING";
+	case SK_STATE_INITIALIZING:
+		return "INITIALIZING";
+	}
+	return "UNKNOWN";
+}
+
+void sk_server_set_state(struct sk_server *s, enum sk_server_state state)
+{
+	if (s->state != state)
+		sk_log_info(SK_LOG_MAIN, "server state: %s -> %s", sk_server_state_name(s->state),
+			    sk_server_state_name(state));
+	s->state = state;
+	sk_stat_set(s->shard, s->st.state, (uint64_t)state);
+}
+
+const Envoy__Config__Core__V3__Node *sk_server_node(const struct sk_server *s)
+{
+	return s->bootstrap->node;
+}
+
+/* Replaces a protobuf-c string member with a copy of v. */
+static void set_string(char **slot, const char *v)
+{
+	if (*slot != NULL && *slot != protobuf_c_empty_string)
+		free(*slot);
+	*slot = strdup(v);
+}
+
+/* --service-node/--service-cluster/--service-zone win over the bootstrap, as in Envoy;
+ * the node also says who we are (user agent), as Envoy fills it in. */
+static int apply_node_overrides(struct sk_server *s)
+{
+	Envoy__Config__Core__V3__Node *node = s->bootstrap->node;
+
+	if (node == NULL) {
+		node = calloc(1, sizeof(*node));
+		if (node == NULL)
+			return -ENOMEM;
+		envoy__config__core__v3__node__init(node);
+		s->bootstrap->node = node;
+	}
+	if (s->opts->service_node)
+		set_string(&node->id, s->opts->service_node);
+	if (s->opts->service_cluster)
+		set_string(&node->cluster, s->opts->service_cluster);
+	if (s->opts->service_zone) {
+		if (node->locality == NULL) {
+			node->locality = calloc(1, sizeof(*node->locality));
+			if (node->locality == NULL)
+				return -ENOMEM;
+			envoy__config__core__v3__locality__init(node->locality);
+		}
+		set_string(&node->locality->zone, s->opts->service_zone);
+	}
+	if (node->user_agent_name == NULL || node->user_agent_name[0] == '\0')
+		set_string(&node->user_agent_name, "envoy");
+	return 0;
+}
+
+static void register_stats(struct sk_server *s)
+{
+	struct sk_stats_store *st = s->stats;
+	struct sk_server_stats *x = &s->st;
+
+	x->state = sk_stats_gauge(st, "server.state", SK_GAUGE_MAIN_ONLY);
+	x->uptime = sk_stats_gauge(st, "server.uptime", SK_GAUGE_MAIN_ONLY);
+	x->live = sk_stats_gauge(st, "server.live", SK_GAUGE_MAIN_ONLY);
+	x->memory_allocated = sk_stats_gauge(st, "server.memory_allocated", SK_GAUGE_MAIN_ONLY);
+	x->memory_heap_size = sk_stats_gauge(st, "server.memory_heap_size", SK_GAUGE_MAIN_ONLY);
+	x->memory_physical_size = sk_stats_gauge(st, "server.memory_physical_size", SK_GAUGE_MAIN_ONLY);
+	x->concurrency = sk_stats_gauge(st, "server.concurrency", SK_GAUGE_MAIN_ONLY);
+	x->total_connections = sk_stats_gauge(st, "server.total_connections", SK_GAUGE_SUM);
+	x->hot_restart_epoch = sk_stats_gauge(st, "server.hot_restart_epoch", SK_GAUGE_MAIN_ONLY);
+	x->days_until_first_cert_expiring =
+		sk_stats_gauge(st, "server.days_until_first_cert_expiring", SK_GAUGE_MAIN_ONLY);
+	x->static_unknown_fields = sk_stats_counter(st, "server.static_unknown_fields");
+	x->dynamic_unknown_fields = sk_stats_counter(st, "server.dynamic_unknown_fields");
+	x->initialization_time_ms = sk_stats_histogram(st, "server.initialization_time_ms");
+	x->workers_started = sk_stats_gauge(st, "listener_manager.workers_started", SK_GAUGE_MAIN_ONLY);
+	x->total_listeners_active =
+		sk_stats_gauge(st, "listener_manager.total_listeners_active", SK_GAUGE_MAIN_ONLY);
+	x->total_listeners_warming =
+		sk_stats_gauge(st, "listener_manager.total_listeners_warming", SK_GAUGE_MAIN_ONLY);
+	x->total_listeners_draining =
+		sk_stats_gauge(st, "listener_manager.total_listeners_draining", SK_GAUGE_MAIN_ONLY);
+	x->listener_added = sk_stats_counter(st, "listener_manager.listener_added");
+	x->active_clusters = sk_stats_gauge(st, "cluster_manager.active_clusters", SK_GAUGE_MAIN_ONLY);
+	x->warming_clusters = sk_stats_gauge(st, "cluster_manager.warming_clusters", SK_GAUGE_MAIN_ONLY);
+	x->cluster_added = sk_stats_counter(st, "cluster_manager.cluster_added");
+	x->cds_update_success = sk_stats_counter(st, "cluster_manager.cds.update_success");
+	x->cds_update_rejected = sk_stats_counter(st, "cluster_manager.cds.update_rejected");
+	x->cds_update_attempt = sk_stats_counter(st, "cluster_manager.cds.update_attempt");
+	x->cds_update_failure = sk_stats_counter(st, "cluster_manager.cds.update_failure");
+	x->lds_update_success = sk_stats_counter(st, "listener_manager.lds.update_success");
+	x->lds_update_rejected = sk_stats_counter(st, "listener_manager.lds.update_rejected");
+	x->lds_update_attempt = sk_stats_counter(st, "listener_manager.lds.update_attempt");
+	x->lds_update_failure = sk_stats_counter(st, "listener_manager.lds.update_failure");
+	x->connected_state = sk_stats_gauge(st, "control_plane.connected_state", SK_GAUGE_MAIN_ONLY);
+}
+
+/* Per-cluster stats use alt_stat_name when given (Istio sets "name;" for its tag regex). */
+static void register_cluster_stats(struct sk_server *s)
+{
+	const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = s->bootstrap->static_resources;
+	size_t i;
+
+	if (sr == NULL)
+		return;
+	for (i = 0; i < sr->n_clusters; i++) {
+		const Envoy__Config__Cluster__V3__Cluster *c = sr->clusters[i];
+		const char *n = c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name : c->name;
+		const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = c->load_assignment;
+		uint64_t hosts = 0;
+		size_t l;
+
+		for (l = 0; la && l < la->n_endpoints; l++)
+			hosts += la->endpoints[l]->n_lb_endpoints;
+		sk_stats_counterf(s->stats, "cluster.%s.upstream_cx_total", n);
+		sk_stats_gaugef(s->stats, SK_GAUGE_SUM, "cluster.%s.upstream_cx_active", n);
+		sk_stats_counterf(s->stats, "cluster.%s.upstream_cx_connect_fail", n);
+		sk_stats_counterf(s->stats, "cluster.%s.upstream_cx_none_healthy", n);
+		sk_stats_counterf(s->stats, "cluster.%s.upstream_rq_total", n);
+		sk_stats_gaugef(s->stats, SK_GAUGE_SUM, "cluster.%s.upstream_rq_active", n);
+		sk_stat_set(s->shard, sk_stats_gaugef(s->stats, SK_GAUGE_MAIN_ONLY,
+						      "cluster.%s.membership_total", n), hosts);
+		sk_stat_set(s->shard, sk_stats_gaugef(s->stats, SK_GAUGE_MAIN_ONLY,
+						      "cluster.%s.membership_healthy", n), hosts);
+		sk_stat_inc(s->shard, s->st.cluster_added);
+	}
+	sk_stat_set(s->shard, s->st.active_clusters, sr->n_clusters);
+}
+
+static void refresh_gauges(struct sk_server *s)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	sk_stat_set(s->shard, s->st.uptime, (uint64_t)(ev_now(s->loop) - s->start_time));
+	sk_stat_set(s->shard, s->st.memory_allocated, mi.uordblks + mi.hblkhd);
+	sk_stat_set(s->shard, s->st.memory_heap_size, mi.arena + mi.hblkhd);
+	sk_stat_set(s->shard, s->st.memory_physical_size, mi.arena + mi.hblkhd);
+	sk_stat_set(s->shard, s->st.live, s->healthcheck_failed ? 0 : s->state == SK_STATE_LIVE);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sk_server *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	refresh_gauges(s);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct sk_server *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	sk_log_warn(SK_LOG_MAIN, "caught %s", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	sk_server_request_shutdown(s);
+}
+
+static void on_shutdown(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	sk_log_info(SK_LOG_MAIN, "shutting down server instance");
+	ev_break(loop, EVBREAK_ALL);
+}
+
+void sk_server_request_shutdown(struct sk_server *s)
+{
+	ev_idle_start(s->loop, &s->shutdown);
+}
+
+/* Copies stats_config into the store's configuration. Patterns point into the bootstrap,
+ * which outlives the call (the store copies them anyway). */
+static struct sk_stats_store *make_store(const sk_bootstrap_pb *b, char *err, size_t errlen)
+{
+	const Envoy__Config__Metrics__V3__StatsConfig *sc = b->stats_config;
+	struct sk_stats_config cfg = {.use_all_default_tags = true};
+	struct sk_name_pattern *pats = NULL;
+	struct sk_tag_spec *tags = NULL;
+	const Envoy__Type__Matcher__V3__ListStringMatcher *list = NULL;
+	struct sk_stats_store *store;
+	size_t i;
+
+	if (sc != NULL) {
+		const Envoy__Config__Metrics__V3__StatsMatcher *m = sc->stats_matcher;
+
+		if (sc->use_all_default_tags)
+			cfg.use_all_default_tags = sc->use_all_default_tags->value;
+		tags = calloc(sc->n_stats_tags + 1, sizeof(*tags));
+		for (i = 0; tags && i < sc->n_stats_tags; i++) {
+			const Envoy__Config__Metrics__V3__TagSpecifier *t = sc->stats_tags[i];
+
+			tags[i].name = t->tag_name;
+			if (t->tag_value_case == ENVOY__CONFIG__METRICS__V3__TAG_SPECIFIER__TAG_VALUE_FIXED_VALUE)
+				tags[i].fixed_value = t->fixed_value;
+			else if (t->tag_value_case == ENVOY__CONFIG__METRICS__V3__TAG_SPECIFIER__TAG_VALUE_REGEX)
+				tags[i].regex = t->regex;
+		}
+		cfg.tags = tags;
+		cfg.n_tags = tags ? sc->n_stats_tags : 0;
+		if (m != NULL) {
+			switch (m->stats_matcher_case) {
+			case ENVOY__CONFIG__METRICS__V3__STATS_MATCHER__STATS_MATCHER_REJECT_ALL:
+				cfg.reject_all = m->reject_all;
+				break;
+			case ENVOY__CONFIG__METRICS__V3__STATS_MATCHER__STATS_MATCHER_INCLUSION_LIST:
+				cfg.inclusion = true;
+				list = m->inclusion_list;
+				break;
+			case ENVOY__CONFIG__METRICS__V3__STATS_MATCHER__STATS_MATCHER_EXCLUSION_LIST:
+				list = m->exclusion_list;
+				break;
+			default:
+				break;
+			}
+		}
+	}
+	if (list != NULL) {
+		pats = calloc(list->n_patterns + 1, sizeof(*pats));
+		for (i = 0; pats && i < list->n_patterns; i++) {
+			const Envoy__Type__Matcher__V3__StringMatcher *p = list->patterns[i];
+
+			pats[i].ignore_case = p->ignore_case;
+			switch (p->match_pattern_case) {
+			case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_EXACT:
+				pats[i].kind = SK_NAME_EXACT;
+				pats[i].value = p->exact;
+				break;
+			case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_PREFIX:
+				pats[i].kind = SK_NAME_PREFIX;
+				pats[i].value = p->prefix;
+				break;
+			case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SUFFIX:
+				pats[i].kind = SK_NAME_SUFFIX;
+				pats[i].value = p->suffix;
+				break;
+			case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_CONTAINS:
+				pats[i].kind = SK_NAME_CONTAINS;
+				pats[i].value = p->contains;
+				break;
+			case ENVOY__TYPE__MATCHER__V3__STRING_MATCHER__MATCH_PATTERN_SAFE_REGEX:
+				pats[i].kind = SK_NAME_REGEX;
+				pats[i].value = p->safe_regex ? p->safe_regex->regex : "";
+				break;
+			default:
+				snprintf(err, errlen, "stats_config.stats_matcher: pattern %zu: unsupported "
+					 "string matcher", i);
+				free(pats);
+				free(tags);
+				return NULL;
+			}
+		}
+		cfg.patterns = pats;
+		cfg.n_patterns = pats ? list->n_patterns : 0;
+	}
+	store = sk_stats_store_new(&cfg, err, errlen);
+	free(pats);
+	free(tags);
+	return store;
+}
+
+static uint32_t default_concurrency(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (uint32_t)n : 1;
+}
+
+int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootstrap_pb *bootstrap,
+		   unsigned static_unknown_fields, char *err, size_t errlen)
+{
+	const Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources *dr;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->opts = opts;
+	s->bootstrap = bootstrap;
+	s->state = SK_STATE_PRE_INITIALIZING;
+	s->loop = ev_default_loop(EVFLAG_AUTO);
+	s->start_time = ev_time();
+	s->bootstrap_loaded_at = time(NULL);
+	s->concurrency = opts->concurrency ? opts->concurrency : default_concurrency();
+	s->stats = make_store(bootstrap, err, errlen);
+	if (s->stats == NULL)
+		return -EINVAL;
+	s->shard = sk_stats_main_shard(s->stats);
+	if ((rc = apply_node_overrides(s)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
+	register_stats(s);
+	register_cluster_stats(s);
+	sk_stat_add(s->shard, s->st.static_unknown_fields, static_unknown_fields);
+	sk_stat_set(s->shard, s->st.concurrency, s->concurrency);
+	sk_stat_set(s->shard, s->st.hot_restart_epoch, opts->restart_epoch);
+	sk_stat_set(s->shard, s->st.connected_state, 0);
+	sk_stat_set(s->shard, s->st.workers_started, 0);
+	sk_stat_set(s->shard, s->st.total_listeners_active, 0);
+	sk_stat_set(s->shard, s->st.total_listeners_warming, 0);
+	sk_stat_set(s->shard, s->st.total_listeners_draining, 0);
+
+	dr = bootstrap->dynamic_resources;
+	s->dynamic = dr != NULL && (dr->lds_config != NULL || dr->cds_config != NULL);
+	sk_server_set_state(s, SK_STATE_PRE_INITIALIZING);
+
+	if (bootstrap->admin && bootstrap->admin->address) {
+		s->admin = sk_admin_new(s, bootstrap->admin->address, err, errlen);
+		if (s->admin == NULL)
+			return -EINVAL;
+	}
+
+	ev_signal_init(&s->sigterm, on_signal, SIGTERM);
+	ev_signal_init(&s->sigint, on_signal, SIGINT);
+	s->sigterm.data = s->sigint.data = s;
+	ev_signal_start(s->loop, &s->sigterm);
+	ev_signal_start(s->loop, &s->sigint);
+	ev_timer_init(&s->tick, on_tick, TICK_SECONDS, TICK_SECONDS);
+	s->tick.data = s;
+	ev_timer_start(s->loop, &s->tick);
+	ev_idle_init(&s->shutdown, on_shutdown);
+	s->shutdown.data = s;
+
+	/* Static resources are ready at once. With LDS/CDS over xDS the server stays
+	 * INITIALIZING until the xDS client delivers them; workers start only then. */
+	sk_server_set_state(s, SK_STATE_INITIALIZING);
+	if (!s->dynamic) {
+		sk_stat_record(s->shard, s->st.initialization_time_ms,
+			       (uint64_t)((ev_time() - s->start_time) * 1000));
+		sk_stat_set(s->shard, s->st.workers_started, 1);
+		sk_server_set_state(s, SK_STATE_LIVE);
+	}
+	refresh_gauges(s);
+	return 0;
+}
+
+void sk_server_run(struct sk_server *s)
+{
+	ev_run(s->loop, 0);
+}
+
+void sk_server_destroy(struct sk_server *s)
+{
+	if (s->loop) {
+		ev_signal_stop(s->loop, &s->sigterm);
+		ev_signal_stop(s->loop, &s->sigint);
+		ev_timer_stop(s->loop, &s->tick);
+		ev_idle_stop(s->loop, &s->shutdown);
+	}
+	sk_admin_free(s->admin);
+	sk_stats_store_free(s->stats);
+	sk_bootstrap_free(s->bootstrap);
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,77 @@
+/* server: the process — main libev loop, bootstrap, stats store, admin, lifecycle and the
+ * server-wide stats pilot-agent reads. One per process; owns everything it points to
+ * except the options. */
+#ifndef SKIFF_PROXY_SERVER_H
+#define SKIFF_PROXY_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <ev.h>
+
+#include "proxy/server/options.h"
+#include "proxy/stats/stats.h"
+#include "xds/bootstrap.h"
+
+/* Envoy's envoy.admin.v3.ServerInfo.State numbering, which is also server.state. */
+enum sk_server_state {
+	SK_STATE_LIVE = 0,
+	SK_STATE_DRAINING = 1,
+	SK_STATE_PRE_INITIALIZING = 2,
+	SK_STATE_INITIALIZING = 3,
+};
+
+struct sk_admin;
+
+struct sk_server_stats {
+	sk_stat_id state, uptime, live, memory_allocated, memory_heap_size, memory_physical_size,
+		concurrency, total_connections, hot_restart_epoch, days_until_first_cert_expiring,
+		static_unknown_fields, dynamic_unknown_fields, workers_started,
+		total_listeners_active, total_listeners_warming, total_listeners_draining,
+		listener_added, active_clusters, warming_clusters, cluster_added,
+		cds_update_success, cds_update_rejected, cds_update_attempt, cds_update_failure,
+		lds_update_success, lds_update_rejected, lds_update_attempt, lds_update_failure,
+		connected_state, initialization_time_ms;
+};
+
+struct sk_server {
+	struct ev_loop *loop;
+	const struct sk_options *opts;
+	sk_bootstrap_pb *bootstrap;       /* owned */
+	struct sk_stats_store *stats;     /* owned */
+	struct sk_stats_shard *shard;     /* the main thread's shard */
+	struct sk_server_stats st;
+	enum sk_server_state state;
+	bool healthcheck_failed;
+	bool dynamic;                     /* LDS or CDS come from xDS: wait for them */
+	uint32_t concurrency;
+	ev_tstamp start_time;
+	time_t bootstrap_loaded_at;       /* for config_dump's last_updated */
+	struct sk_admin *admin;           /* owned; NULL without an admin address */
+	ev_signal sigterm, sigint;
+	ev_timer tick;                    /* refreshes uptime and memory gauges */
+	ev_idle shutdown;                 /* deferred exit requested by /quitquitquit */
+};
+
+/* Builds the server from a loaded bootstrap (takes ownership of it): stats from
+ * stats_config, the admin listener, signals. Returns 0 or -errno with err set. */
+int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootstrap_pb *bootstrap,
+		   unsigned static_unknown_fields, char *err, size_t errlen);
+
+/* Runs the loop until shutdown. */
+void sk_server_run(struct sk_server *s);
+
+/* Asks the loop to stop after the current callback (signals, /quitquitquit). */
+void sk_server_request_shutdown(struct sk_server *s);
+
+void sk_server_set_state(struct sk_server *s, enum sk_server_state state);
+const char *sk_server_state_name(enum sk_server_state state);
+
+/* The node after --service-node/--service-cluster/--service-zone overrides. */
+const Envoy__Config__Core__V3__Node *sk_server_node(const struct sk_server *s);
+
+/* Frees everything; the loop itself is left to the caller. */
+void sk_server_destroy(struct sk_server *s);
+
+#endif
