@@ -1381,21 +1381,140 @@ int sk_pbjson_pack_any(const ProtobufCMessage *msg, char **type_url, ProtobufCBi
 	return 0;
 }
 
-/* Concatenated serializations parse as the merge of the messages: exactly MergeFrom. */
-ProtobufCMessage *sk_pbjson_merge(const ProtobufCMessage *base, const ProtobufCMessage *overlay)
+/* Deep copy through the wire format (protobuf-c has no copy function). */
+static ProtobufCMessage *copy_message(const ProtobufCMessage *m)
 {
-	size_t nb = protobuf_c_message_get_packed_size(base);
-	size_t no = protobuf_c_message_get_packed_size(overlay);
-	uint8_t *buf = malloc(nb + no + 1);
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(n ? n : 1);
 	ProtobufCMessage *out;
 
-	if (buf == NULL || base->descriptor != overlay->descriptor) {
-		free(buf);
+	if (buf == NULL)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	out = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+	free(buf);
+	return out;
+}
+
+/* Copies one value of field f from src slot to dst slot (dst holds nothing to free). */
+static int copy_value(const ProtobufCFieldDescriptor *f, void *dst, const void *src)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING:
+		*(char **)dst = strdup(*(char *const *)src ? *(char *const *)src : "");
+		return *(char **)dst ? 0 : -ENOMEM;
+	case PROTOBUF_C_TYPE_BYTES: {
+		const ProtobufCBinaryData *s = src;
+		ProtobufCBinaryData *d = dst;
+
+		d->len = s->len;
+		d->data = malloc(s->len ? s->len : 1);
+		if (d->data == NULL)
+			return -ENOMEM;
+		if (s->len)
+			memcpy(d->data, s->data, s->len);
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE:
+		*(ProtobufCMessage **)dst = copy_message(*(ProtobufCMessage *const *)src);
+		return *(ProtobufCMessage **)dst ? 0 : -ENOMEM;
+	default:
+		memcpy(dst, src, field_size(f));
+		return 0;
+	}
+}
+
+/* Frees the value held in one slot of field f (string, bytes or message). */
+static void free_slot(const ProtobufCFieldDescriptor *f, void *slot)
+{
+	if (f->type == PROTOBUF_C_TYPE_STRING) {
+		if (*(char **)slot != f->default_value)
+			free(*(char **)slot);
+	} else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+		free(((ProtobufCBinaryData *)slot)->data);
+	} else if (f->type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage **)slot) {
+		protobuf_c_message_free_unpacked(*(ProtobufCMessage **)slot, NULL);
+	}
+	memset(slot, 0, field_size(f));
+}
+
+static int merge_into(ProtobufCMessage *dst, const ProtobufCMessage *src);
+
+static int merge_field(ProtobufCMessage *dst, const ProtobufCMessage *src, const ProtobufCFieldDescriptor *f)
+{
+	const void *sslot = CMEMBER(src, f->offset);
+	void *dslot = MEMBER(dst, f->offset);
+
+	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+		size_t ns = *(const size_t *)CMEMBER(src, f->quantifier_offset), k;
+		size_t *nd = MEMBER(dst, f->quantifier_offset), sz = field_size(f);
+		const char *sarr = *(const char *const *)sslot;
+		char *grown;
+
+		if (ns == 0)
+			return 0;
+		grown = realloc(*(char **)dslot, (*nd + ns) * sz);
+		if (grown == NULL)
+			return -ENOMEM;
+		*(char **)dslot = grown;
+		for (k = 0; k < ns; k++) {
+			if (copy_value(f, grown + (*nd) * sz, sarr + k * sz) < 0)
+				return -ENOMEM;
+			(*nd)++;
+		}
+		return 0;
+	}
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+		uint32_t *dcase = MEMBER(dst, f->quantifier_offset);
+		unsigned k;
+
+		if (*(const uint32_t *)CMEMBER(src, f->quantifier_offset) != f->id)
+			return 0;
+		if (*dcase == f->id && f->type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage **)dslot)
+			return merge_into(*(ProtobufCMessage **)dslot, *(ProtobufCMessage *const *)sslot);
+		for (k = 0; *dcase && k < dst->descriptor->n_fields; k++)
+			if (dst->descriptor->fields[k].id == *dcase)
+				free_slot(&dst->descriptor->fields[k], MEMBER(dst, f->offset));
+		*dcase = f->id;
+		return copy_value(f, dslot, sslot);
+	}
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+		if (*(ProtobufCMessage *const *)sslot == NULL)
+			return 0;
+		if (*(ProtobufCMessage **)dslot)
+			return merge_into(*(ProtobufCMessage **)dslot, *(ProtobufCMessage *const *)sslot);
+		return copy_value(f, dslot, sslot);
+	}
+	if (!is_present(src, f))
+		return 0; /* proto3: a default scalar does not overwrite */
+	free_slot(f, dslot);
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
+		*(protobuf_c_boolean *)MEMBER(dst, f->quantifier_offset) = 1;
+	return copy_value(f, dslot, sslot);
+}
+
+static int merge_into(ProtobufCMessage *dst, const ProtobufCMessage *src)
+{
+	unsigned i;
+
+	for (i = 0; i < src->descriptor->n_fields; i++)
+		if (merge_field(dst, src, &src->descriptor->fields[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* MergeFrom on protobuf-c structs. (Parsing concatenated serializations is not enough:
+ * protobuf-c replaces a oneof member instead of merging it.) */
+ProtobufCMessage *sk_pbjson_merge(const ProtobufCMessage *base, const ProtobufCMessage *overlay)
+{
+	ProtobufCMessage *out;
+
+	if (base->descriptor != overlay->descriptor)
+		return NULL;
+	out = copy_message(base);
+	if (out != NULL && merge_into(out, overlay) < 0) {
+		protobuf_c_message_free_unpacked(out, NULL);
 		return NULL;
 	}
-	protobuf_c_message_pack(base, buf);
-	protobuf_c_message_pack(overlay, buf + nb);
-	out = protobuf_c_message_unpack(base->descriptor, NULL, nb + no, buf);
-	free(buf);
 	return out;
 }
