@@ -365,8 +365,12 @@ static void process_input(struct admin_conn *c)
 		}
 		end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
 		if (end == NULL) {
-			if (c->in_len == sizeof(c->in))
+			if (c->in_len == sizeof(c->in)) {
+				/* Stop reading: a read into the full buffer returns 0, which would be
+				 * taken for EOF and drop the connection before the 431 is written. */
 				reply_error(c, 431, "request headers too large");
+				ev_io_stop(c->admin->server->loop, &c->rio);
+			}
 			return;
 		}
 		hlen = (size_t)(end - c->in) + 4;
@@ -420,11 +424,25 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 	c->out_len = c->out_off = 0;
 	ev_io_stop(loop, w);
 	if (c->close_after_write) {
-		conn_free(c);
+		conn_close_after_response(c);
 		return;
 	}
 	/* Requests that arrived behind this one wait no longer. */
 	process_input(c);
+}
+
+/* Closes after the last response: half-close first and discard what the client has already
+ * sent (a rejected request's unread bytes), so that close() does not answer with a RST that
+ * can destroy the response before the client reads it. */
+static void conn_close_after_response(struct admin_conn *c)
+{
+	char buf[4096];
+	int i;
+
+	shutdown(c->fd, SHUT_WR);
+	for (i = 0; i < 64 && read(c->fd, buf, sizeof(buf)) > 0; i++)
+		;
+	conn_free(c);
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)

@@ -35,7 +35,7 @@ static void help(const struct sk_admin_request *req, struct sk_admin_response *r
 
 static void ready(const struct sk_admin_request *req, struct sk_admin_response *resp)
 {
-	enum sk_server_state st = req->server->state;
+	enum sk_server_state st = sk_server_reported_state(req->server);
 
 	sk_admin_respond(resp, st == SK_STATE_LIVE ? 200 : 503, SK_CT_TEXT, "%s\n",
 			 sk_server_state_name(st));
@@ -63,7 +63,7 @@ static void server_info(const struct sk_admin_request *req, struct sk_admin_resp
 	flush.seconds = o->file_flush_interval_msec / 1000;
 	flush.nanos = (int32_t)(o->file_flush_interval_msec % 1000) * 1000000;
 	info.version = (char *)"skiff/" SKIFF_VERSION "/Clean/RELEASE/OpenSSL";
-	info.state = (Envoy__Admin__V3__ServerInfo__State)s->state;
+	info.state = (Envoy__Admin__V3__ServerInfo__State)sk_server_reported_state(s);
 	info.uptime_current_epoch = &up;
 	info.uptime_all_epochs = &up;
 	info.hot_restart_version = (char *)"disabled";
@@ -107,7 +107,29 @@ static void server_info(const struct sk_admin_request *req, struct sk_admin_resp
 	cl.socket_path = (char *)(o->socket_path ? o->socket_path : "@envoy_domain_socket");
 	cl.socket_mode = o->socket_mode;
 	cl.enable_core_dump = o->enable_core_dump;
-	sk_admin_respond_json(resp, 200, sk_pbjson_encode(&info.base, NULL));
+	{
+		/* Envoy prints server_info with always_print_primitive_fields, so "state" is there
+		 * even when LIVE (0, which proto3 JSON would omit); it follows "version". */
+		json_t *j = sk_pbjson_encode(&info.base, NULL), *out = json_object(), *v;
+		const char *key;
+
+		if (j == NULL || out == NULL) {
+			json_decref(j);
+			json_decref(out);
+			sk_admin_respond(resp, 500, SK_CT_TEXT, "out of memory\n");
+			return;
+		}
+		json_object_foreach(j, key, v) {
+			if (strcmp(key, "state") == 0)
+				continue;
+			json_object_set(out, key, v);
+			if (strcmp(key, "version") == 0)
+				json_object_set_new(out, "state",
+						    json_string(sk_server_state_name(sk_server_reported_state(s))));
+		}
+		json_decref(j);
+		sk_admin_respond_json(resp, 200, out);
+	}
 }
 
 static void stats_common(const struct sk_admin_request *req, struct sk_admin_response *resp,
@@ -397,15 +419,13 @@ static void memory(const struct sk_admin_request *req, struct sk_admin_response 
 
 static void healthcheck_fail(const struct sk_admin_request *req, struct sk_admin_response *resp)
 {
-	req->server->healthcheck_failed = true;
-	sk_stat_set(req->server->shard, req->server->st.live, 0);
+	sk_server_set_healthcheck_failed(req->server, true);
 	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
 }
 
 static void healthcheck_ok(const struct sk_admin_request *req, struct sk_admin_response *resp)
 {
-	req->server->healthcheck_failed = false;
-	sk_stat_set(req->server->shard, req->server->st.live, req->server->state == SK_STATE_LIVE);
+	sk_server_set_healthcheck_failed(req->server, false);
 	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
 }
 

@@ -34,7 +34,20 @@ void sk_server_set_state(struct sk_server *s, enum sk_server_state state)
 		sk_log_info(SK_LOG_MAIN, "server state: %s -> %s", sk_server_state_name(s->state),
 			    sk_server_state_name(state));
 	s->state = state;
-	sk_stat_set(s->shard, s->st.state, (uint64_t)state);
+	sk_stat_set(s->shard, s->st.state, (uint64_t)sk_server_reported_state(s));
+}
+
+enum sk_server_state sk_server_reported_state(const struct sk_server *s)
+{
+	/* Envoy's Utility::serverState: an initialized server failing health checks is DRAINING. */
+	return s->state == SK_STATE_LIVE && s->healthcheck_failed ? SK_STATE_DRAINING : s->state;
+}
+
+void sk_server_set_healthcheck_failed(struct sk_server *s, bool failed)
+{
+	s->healthcheck_failed = failed;
+	sk_stat_set(s->shard, s->st.live, !failed && s->state == SK_STATE_LIVE);
+	sk_stat_set(s->shard, s->st.state, (uint64_t)sk_server_reported_state(s));
 }
 
 const Envoy__Config__Core__V3__Node *sk_server_node(const struct sk_server *s)

@@ -66,6 +66,11 @@ void sk_server_run(struct sk_server *s);
 void sk_server_request_shutdown(struct sk_server *s);
 
 void sk_server_set_state(struct sk_server *s, enum sk_server_state state);
+/* The state Envoy reports (/ready, /server_info, server.state): DRAINING while an initialized
+ * server fails health checks (/healthcheck/fail), else the lifecycle state. */
+enum sk_server_state sk_server_reported_state(const struct sk_server *s);
+/* /healthcheck/fail (true) and /healthcheck/ok (false): updates server.live and server.state. */
+void sk_server_set_healthcheck_failed(struct sk_server *s, bool failed);
 const char *sk_server_state_name(enum sk_server_state state);
 
 /* The node after --service-node/--service-cluster/--service-zone overrides. */
