@@ -10,6 +10,7 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/log/log.h"
+#include "proxy/server/workers.h"
 
 #define TICK_SECONDS 1.0
 
@@ -364,13 +365,29 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 	/* Static resources are ready at once. With LDS/CDS over xDS the server stays
 	 * INITIALIZING until the xDS client delivers them; workers start only then. */
 	sk_server_set_state(s, SK_STATE_INITIALIZING);
-	if (!s->dynamic) {
-		sk_stat_record(s->shard, s->st.initialization_time_ms,
-			       (uint64_t)((ev_time() - s->start_time) * 1000));
-		sk_stat_set(s->shard, s->st.workers_started, 1);
-		sk_server_set_state(s, SK_STATE_LIVE);
-	}
+	if (!s->dynamic && (rc = sk_server_initialized(s, err, errlen)) < 0)
+		return rc;
 	refresh_gauges(s);
+	return 0;
+}
+
+int sk_server_initialized(struct sk_server *s, char *err, size_t errlen)
+{
+	if (s->opts->mode == SK_MODE_SERVE) {
+		s->workers = sk_workers_start(s->stats, s->concurrency, err, errlen);
+		if (s->workers == NULL)
+			return -EAGAIN;
+		if (sk_workers_running(s->workers) != s->concurrency) {
+			snprintf(err, errlen, "only %u of %u workers started",
+				 sk_workers_running(s->workers), s->concurrency);
+			return -EAGAIN;
+		}
+		sk_log_info(SK_LOG_MAIN, "all %u workers started", s->concurrency);
+		sk_stat_set(s->shard, s->st.workers_started, 1);
+	}
+	sk_stat_record(s->shard, s->st.initialization_time_ms,
+		       (uint64_t)((ev_time() - s->start_time) * 1000));
+	sk_server_set_state(s, SK_STATE_LIVE);
 	return 0;
 }
 
@@ -387,6 +404,7 @@ void sk_server_destroy(struct sk_server *s)
 		ev_timer_stop(s->loop, &s->tick);
 		ev_idle_stop(s->loop, &s->shutdown);
 	}
+	sk_workers_stop(s->workers);
 	sk_admin_free(s->admin);
 	sk_stats_store_free(s->stats);
 	sk_bootstrap_free(s->bootstrap);

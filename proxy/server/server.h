@@ -23,6 +23,7 @@ enum sk_server_state {
 };
 
 struct sk_admin;
+struct sk_workers;
 
 struct sk_server_stats {
 	sk_stat_id state, uptime, live, memory_allocated, memory_heap_size, memory_physical_size,
@@ -49,6 +50,7 @@ struct sk_server {
 	ev_tstamp start_time;
 	time_t bootstrap_loaded_at;       /* for config_dump's last_updated */
 	struct sk_admin *admin;           /* owned; NULL without an admin address */
+	struct sk_workers *workers;       /* owned; started once initialized */
 	ev_signal sigterm, sigint;
 	ev_timer tick;                    /* refreshes uptime and memory gauges */
 	ev_idle shutdown;                 /* deferred exit requested by /quitquitquit */
@@ -66,6 +68,10 @@ void sk_server_run(struct sk_server *s);
 void sk_server_request_shutdown(struct sk_server *s);
 
 void sk_server_set_state(struct sk_server *s, enum sk_server_state state);
+
+/* The end of initialization: workers start, then the server is LIVE (Envoy's order).
+ * Returns 0 or -errno with err set. */
+int sk_server_initialized(struct sk_server *s, char *err, size_t errlen);
 /* The state Envoy reports (/ready, /server_info, server.state): DRAINING while an initialized
  * server fails health checks (/healthcheck/fail), else the lifecycle state. */
 enum sk_server_state sk_server_reported_state(const struct sk_server *s);
