@@ -449,17 +449,17 @@ static int decode_map(struct dec *d, ProtobufCMessage *msg, const ProtobufCField
 		protobuf_c_message_init(ed, entry);
 		grown[(*n)++] = entry;
 		old = push_name(d, key);
-		/* Map keys are strings in JSON whatever their proto type. */
-		jkey = json_string(key);
-		if (kf->type != PROTOBUF_C_TYPE_STRING && kf->type != PROTOBUF_C_TYPE_BOOL) {
-			rc = decode_value(d, kf, jkey, MEMBER(entry, kf->offset));
-		} else if (kf->type == PROTOBUF_C_TYPE_BOOL) {
+		/* Map keys are strings in JSON whatever their proto type ("true", "42", ...). */
+		if (kf->type == PROTOBUF_C_TYPE_BOOL) {
+			if (strcmp(key, "true") != 0 && strcmp(key, "false") != 0)
+				return fail(d, "map key '%s' is not a boolean", key);
 			*(protobuf_c_boolean *)MEMBER(entry, kf->offset) = strcmp(key, "true") == 0;
 			rc = 0;
 		} else {
+			jkey = json_string(key);
 			rc = decode_value(d, kf, jkey, MEMBER(entry, kf->offset));
+			json_decref(jkey);
 		}
-		json_decref(jkey);
 		if (rc == 0)
 			rc = decode_value(d, vf, val, MEMBER(entry, vf->offset));
 		if (rc < 0)
@@ -573,8 +573,8 @@ static int set_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldD
 	return 0;
 }
 
-/* Fills msg (already initialized) from the members of object j, skipping `skip`. */
-static int decode_fields(struct dec *d, ProtobufCMessage *msg, json_t *j, const char *skip)
+/* Fills msg (already initialized) from the members of object j. */
+static int decode_fields(struct dec *d, ProtobufCMessage *msg, json_t *j)
 {
 	const char *key;
 	json_t *val;
@@ -583,8 +583,6 @@ static int decode_fields(struct dec *d, ProtobufCMessage *msg, json_t *j, const 
 		const ProtobufCFieldDescriptor *f;
 		size_t old;
 
-		if (skip && strcmp(key, skip) == 0)
-			continue;
 		f = find_field(msg->descriptor, key);
 		if (f == NULL) {
 			if (unknown_field(d, key) < 0)
@@ -839,6 +837,19 @@ static int decode_any(struct dec *d, ProtobufCMessage *m, json_t *j)
 	return rc;
 }
 
+/* The special JSON forms of the well-known types. */
+static int (*const wkt_decoders[])(struct dec *, ProtobufCMessage *, json_t *) = {
+	[WKT_ANY] = decode_any,
+	[WKT_DURATION] = decode_duration,
+	[WKT_TIMESTAMP] = decode_timestamp,
+	[WKT_STRUCT] = decode_struct,
+	[WKT_VALUE] = decode_wkt_value,
+	[WKT_LIST_VALUE] = decode_list_value,
+	[WKT_WRAPPER] = decode_wrapper,
+	[WKT_FIELD_MASK] = decode_field_mask,
+	[WKT_EMPTY] = NULL,
+};
+
 static ProtobufCMessage *decode_message(struct dec *d, const ProtobufCMessageDescriptor *desc,
 					json_t *j)
 {
@@ -857,38 +868,12 @@ static ProtobufCMessage *decode_message(struct dec *d, const ProtobufCMessageDes
 		d->depth--;
 		return NULL;
 	}
-	switch (w) {
-	case WKT_ANY:
-		rc = decode_any(d, m, j);
-		break;
-	case WKT_DURATION:
-		rc = decode_duration(d, m, j);
-		break;
-	case WKT_TIMESTAMP:
-		rc = decode_timestamp(d, m, j);
-		break;
-	case WKT_STRUCT:
-		rc = decode_struct(d, m, j);
-		break;
-	case WKT_VALUE:
-		rc = decode_wkt_value(d, m, j);
-		break;
-	case WKT_LIST_VALUE:
-		rc = decode_list_value(d, m, j);
-		break;
-	case WKT_WRAPPER:
-		rc = decode_wrapper(d, m, j);
-		break;
-	case WKT_FIELD_MASK:
-		rc = decode_field_mask(d, m, j);
-		break;
-	default:
-		if (!json_is_object(j))
-			rc = fail(d, "expected an object for %s, got %s", desc->name, json_kind(j));
-		else
-			rc = decode_fields(d, m, j, NULL);
-		break;
-	}
+	if (wkt_decoders[w] != NULL)
+		rc = wkt_decoders[w](d, m, j);
+	else if (!json_is_object(j))
+		rc = fail(d, "expected an object for %s, got %s", desc->name, json_kind(j));
+	else
+		rc = decode_fields(d, m, j);
 	d->depth--;
 	if (rc < 0) {
 		protobuf_c_message_free_unpacked(m, NULL);
