@@ -383,6 +383,20 @@ static void process_input(struct admin_conn *c)
 	}
 }
 
+/* Closes after the last response: half-close first and discard what the client has already
+ * sent (a rejected request's unread bytes), so that close() does not answer with a RST that
+ * can destroy the response before the client reads it. */
+static void conn_close_after_response(struct admin_conn *c)
+{
+	char buf[4096];
+	int i;
+
+	shutdown(c->fd, SHUT_WR);
+	for (i = 0; i < 64 && read(c->fd, buf, sizeof(buf)) > 0; i++)
+		;
+	conn_free(c);
+}
+
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct admin_conn *c = w->data;
@@ -429,20 +443,6 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	/* Requests that arrived behind this one wait no longer. */
 	process_input(c);
-}
-
-/* Closes after the last response: half-close first and discard what the client has already
- * sent (a rejected request's unread bytes), so that close() does not answer with a RST that
- * can destroy the response before the client reads it. */
-static void conn_close_after_response(struct admin_conn *c)
-{
-	char buf[4096];
-	int i;
-
-	shutdown(c->fd, SHUT_WR);
-	for (i = 0; i < 64 && read(c->fd, buf, sizeof(buf)) > 0; i++)
-		;
-	conn_free(c);
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)

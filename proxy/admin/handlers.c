@@ -234,6 +234,29 @@ static void listeners(const struct sk_admin_request *req, struct sk_admin_respon
 	}
 }
 
+/* name::<label>::max_*::N for one priority: the cluster's circuit_breakers thresholds for
+ * that priority (the first entry naming it, as Envoy), Envoy's defaults where unset. */
+static void print_thresholds(FILE *f, const Envoy__Config__Cluster__V3__Cluster *c,
+			     Envoy__Config__Core__V3__RoutingPriority priority, const char *label)
+{
+	const Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *t = NULL;
+	size_t i;
+
+	for (i = 0; c->circuit_breakers && i < c->circuit_breakers->n_thresholds; i++) {
+		if (c->circuit_breakers->thresholds[i]->priority == priority) {
+			t = c->circuit_breakers->thresholds[i];
+			break;
+		}
+	}
+#define LIMIT(field, dflt) (t && t->field ? t->field->value : (dflt))
+	fprintf(f, "%s::%s::max_connections::%u\n", c->name, label, LIMIT(max_connections, 1024));
+	fprintf(f, "%s::%s::max_pending_requests::%u\n", c->name, label,
+		LIMIT(max_pending_requests, 1024));
+	fprintf(f, "%s::%s::max_requests::%u\n", c->name, label, LIMIT(max_requests, 1024));
+	fprintf(f, "%s::%s::max_retries::%u\n", c->name, label, LIMIT(max_retries, 3));
+#undef LIMIT
+}
+
 /* /clusters: the static clusters, their circuit-breaker defaults and hosts, in Envoy's
  * text format (name::key::value) or as envoy.admin.v3.Clusters JSON. */
 static void clusters(const struct sk_admin_request *req, struct sk_admin_response *resp)
@@ -256,14 +279,10 @@ static void clusters(const struct sk_admin_request *req, struct sk_admin_respons
 		if (f) {
 			fprintf(f, "%s::observability_name::%s\n", c->name,
 				c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name : c->name);
-			fprintf(f, "%s::default_priority::max_connections::1024\n", c->name);
-			fprintf(f, "%s::default_priority::max_pending_requests::1024\n", c->name);
-			fprintf(f, "%s::default_priority::max_requests::1024\n", c->name);
-			fprintf(f, "%s::default_priority::max_retries::3\n", c->name);
-			fprintf(f, "%s::high_priority::max_connections::1024\n", c->name);
-			fprintf(f, "%s::high_priority::max_pending_requests::1024\n", c->name);
-			fprintf(f, "%s::high_priority::max_requests::1024\n", c->name);
-			fprintf(f, "%s::high_priority::max_retries::3\n", c->name);
+			print_thresholds(f, c, ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__DEFAULT,
+					 "default_priority");
+			print_thresholds(f, c, ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__HIGH,
+					 "high_priority");
 			fprintf(f, "%s::added_via_api::false\n", c->name);
 		}
 		for (l = 0; la && l < la->n_endpoints; l++) {
