@@ -5,7 +5,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${SKIFF_BUILD:?set SKIFF_BUILD to a meson build directory}"
 export SKIFF_BUILD SKIFF_BIN="$SKIFF_BUILD/proxy/skiff" SKIFF_SRC="$PWD"
+# Istio's real output lives beside the project (../shared/conformance), never inside it.
+if [ -z "${SKIFF_CONFORMANCE:-}" ]; then
+	for d in "$PWD/../shared/conformance" /work/shared/conformance; do
+		[ -d "$d/istio" ] && SKIFF_CONFORMANCE=$d && break
+	done
+fi
 export SKIFF_CONFORMANCE="${SKIFF_CONFORMANCE:-$PWD/../shared/conformance}"
+[ -d "$SKIFF_CONFORMANCE/istio" ] || echo "warning: no conformance corpus at $SKIFF_CONFORMANCE: those tests skip"
 
 total_pass=0 total_fail=0 total_skip=0
 run_one() { # name command...

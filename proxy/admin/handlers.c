@@ -1,5 +1,4 @@
 /* admin handlers: one function per endpoint, Envoy's paths and output formats. */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,18 +419,20 @@ static void logging(const struct sk_admin_request *req, struct sk_admin_response
 
 static void memory(const struct sk_admin_request *req, struct sk_admin_response *resp)
 {
-	struct mallinfo2 mi = mallinfo2();
+	struct sk_memory mem;
 	json_t *j = json_object();
 	char buf[32];
 
 	(void)req;
+	sk_server_memory(&mem);
+	/* envoy.admin.v3.Memory: uint64 fields, written as strings in proto3 JSON */
 #define U64(key, v) (snprintf(buf, sizeof(buf), "%zu", (size_t)(v)), json_object_set_new(j, key, json_string(buf)))
-	U64("allocated", mi.uordblks + mi.hblkhd);
-	U64("heap_size", mi.arena + mi.hblkhd);
+	U64("allocated", mem.allocated);
+	U64("heap_size", mem.heap_size);
 	U64("pageheap_unmapped", 0);
-	U64("pageheap_free", mi.fordblks);
+	U64("pageheap_free", mem.free_bytes);
 	U64("total_thread_cache", 0);
-	U64("total_physical_bytes", mi.arena + mi.hblkhd);
+	U64("total_physical_bytes", mem.heap_size);
 #undef U64
 	sk_admin_respond_json(resp, 200, j);
 }

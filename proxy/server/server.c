@@ -168,14 +168,35 @@ static void register_cluster_stats(struct sk_server *s)
 	sk_stat_set(s->shard, s->st.active_clusters, sr->n_clusters);
 }
 
-static void refresh_gauges(struct sk_server *s)
+void sk_server_memory(struct sk_memory *m)
 {
 	struct mallinfo2 mi = mallinfo2();
+	unsigned long pages_total = 0, pages_resident = 0;
+	FILE *f;
 
+	m->allocated = mi.uordblks + mi.hblkhd;
+	m->heap_size = mi.arena + mi.hblkhd;
+	m->free_bytes = mi.fordblks;
+	if (m->allocated != 0)
+		return;
+	f = fopen("/proc/self/statm", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%lu %lu", &pages_total, &pages_resident) != 2)
+			pages_resident = 0;
+		fclose(f);
+	}
+	m->allocated = m->heap_size = pages_resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void refresh_gauges(struct sk_server *s)
+{
+	struct sk_memory mem;
+
+	sk_server_memory(&mem);
 	sk_stat_set(s->shard, s->st.uptime, (uint64_t)(ev_now(s->loop) - s->start_time));
-	sk_stat_set(s->shard, s->st.memory_allocated, mi.uordblks + mi.hblkhd);
-	sk_stat_set(s->shard, s->st.memory_heap_size, mi.arena + mi.hblkhd);
-	sk_stat_set(s->shard, s->st.memory_physical_size, mi.arena + mi.hblkhd);
+	sk_stat_set(s->shard, s->st.memory_allocated, mem.allocated);
+	sk_stat_set(s->shard, s->st.memory_heap_size, mem.heap_size);
+	sk_stat_set(s->shard, s->st.memory_physical_size, mem.heap_size);
 	sk_stat_set(s->shard, s->st.live, s->healthcheck_failed ? 0 : s->state == SK_STATE_LIVE);
 }
 

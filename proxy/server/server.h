@@ -82,6 +82,13 @@ const char *sk_server_state_name(enum sk_server_state state);
 /* The node after --service-node/--service-cluster/--service-zone overrides. */
 const Envoy__Config__Core__V3__Node *sk_server_node(const struct sk_server *s);
 
+/* Allocator figures for server.memory_* and /memory. glibc's mallinfo2; when the allocator
+ * reports nothing (a sanitizer build replaces malloc) the resident set stands in. */
+struct sk_memory {
+	size_t allocated, heap_size, free_bytes;
+};
+void sk_server_memory(struct sk_memory *m);
+
 /* Frees everything; the loop itself is left to the caller. */
 void sk_server_destroy(struct sk_server *s);
 

@@ -144,7 +144,7 @@ static void roundtrip(const char *path, const ProtobufCMessageDescriptor *desc)
 	char err[1024];
 
 	if (in == NULL) {
-		printf("skipped %s: %s\n", path, je.text);
+		SKIP("%s: %s", path, je.text);
 		return;
 	}
 	m = sk_pbjson_decode(desc, in, NULL, err, sizeof(err));
@@ -186,7 +186,7 @@ static void each_file(const char *dir, const char *suffix, const ProtobufCMessag
 	int n = scandir(dir, &names, NULL, alphasort), i;
 
 	if (n < 0) {
-		printf("skipped %s: not found\n", dir);
+		SKIP("%s: not found", dir);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -206,9 +206,9 @@ int main(void)
 {
 	char dir[1024];
 
-	snprintf(dir, sizeof(dir), "%s/istio/bootstrap", SKIFF_CONFORMANCE_DIR);
+	snprintf(dir, sizeof(dir), "%s/istio/bootstrap", sk_test_conformance_dir());
 	each_file(dir, "_golden.json", &envoy__config__bootstrap__v3__bootstrap__descriptor);
-	snprintf(dir, sizeof(dir), "%s/istio/configdump", SKIFF_CONFORMANCE_DIR);
+	snprintf(dir, sizeof(dir), "%s/istio/configdump", sk_test_conformance_dir());
 	each_file(dir, ".json", &envoy__admin__v3__config_dump__descriptor);
 	return TEST_SUMMARY();
 }

@@ -170,9 +170,9 @@ static void test_goldens(void)
 		sk_bootstrap_pb *b = NULL;
 		char path[512];
 
-		snprintf(path, sizeof(path), "%s/istio/bootstrap/%s", SKIFF_CONFORMANCE_DIR, goldens[i]);
+		snprintf(path, sizeof(path), "%s/istio/bootstrap/%s", sk_test_conformance_dir(), goldens[i]);
 		if (access(path, R_OK) != 0) {
-			printf("skipping %s: not found\n", path);
+			SKIP("%s: not found", path);
 			continue;
 		}
 		o.path = path;
