@@ -1164,7 +1164,10 @@ static json_t *encode_fields(struct enc *e, const ProtobufCMessage *m, json_t *o
 		const ProtobufCFieldDescriptor *f = &desc->fields[i];
 		json_t *v;
 
-		if (!is_present(m, f))
+		if (!is_present(m, f) &&
+		    !(e->opts && e->opts->always_print_primitives &&
+		      !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		      (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)))
 			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)CMEMBER(m, f->quantifier_offset), k;

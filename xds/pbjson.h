@@ -25,6 +25,9 @@ struct sk_pbjson_decode_opts {
 
 struct sk_pbjson_encode_opts {
 	bool redact;               /* replace private keys and other secrets by "[redacted]" */
+	bool always_print_primitives; /* also scalars at their default and empty repeated
+				       * fields (protobuf's always_print_primitive_fields, which
+				       * Envoy's /server_info uses) */
 	unsigned unknown_anys;     /* out: Any values of an unregistered type, kept as bytes */
 };
 

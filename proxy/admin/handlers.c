@@ -58,6 +58,7 @@ static void server_info(const struct sk_admin_request *req, struct sk_admin_resp
 	Google__Protobuf__Duration drain = seconds(o->drain_time_s);
 	Google__Protobuf__Duration parent = seconds(o->parent_shutdown_time_s);
 	Google__Protobuf__Duration flush = GOOGLE__PROTOBUF__DURATION__INIT;
+	struct sk_pbjson_encode_opts eo = {.always_print_primitives = true};
 
 	flush.seconds = o->file_flush_interval_msec / 1000;
 	flush.nanos = (int32_t)(o->file_flush_interval_msec % 1000) * 1000000;
@@ -106,29 +107,8 @@ static void server_info(const struct sk_admin_request *req, struct sk_admin_resp
 	cl.socket_path = (char *)(o->socket_path ? o->socket_path : "@envoy_domain_socket");
 	cl.socket_mode = o->socket_mode;
 	cl.enable_core_dump = o->enable_core_dump;
-	{
-		/* Envoy prints server_info with always_print_primitive_fields, so "state" is there
-		 * even when LIVE (0, which proto3 JSON would omit); it follows "version". */
-		json_t *j = sk_pbjson_encode(&info.base, NULL), *out = json_object(), *v;
-		const char *key;
-
-		if (j == NULL || out == NULL) {
-			json_decref(j);
-			json_decref(out);
-			sk_admin_respond(resp, 500, SK_CT_TEXT, "out of memory\n");
-			return;
-		}
-		json_object_foreach(j, key, v) {
-			if (strcmp(key, "state") == 0)
-				continue;
-			json_object_set(out, key, v);
-			if (strcmp(key, "version") == 0)
-				json_object_set_new(out, "state",
-						    json_string(sk_server_state_name(sk_server_reported_state(s))));
-		}
-		json_decref(j);
-		sk_admin_respond_json(resp, 200, out);
-	}
+	/* Envoy prints server_info with always_print_primitive_fields: "state": "LIVE" too. */
+	sk_admin_respond_json(resp, 200, sk_pbjson_encode(&info.base, &eo));
 }
 
 static void stats_common(const struct sk_admin_request *req, struct sk_admin_response *resp,

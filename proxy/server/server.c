@@ -356,11 +356,8 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 	sk_stat_add(s->shard, s->st.static_unknown_fields, static_unknown_fields);
 	sk_stat_set(s->shard, s->st.concurrency, s->concurrency);
 	sk_stat_set(s->shard, s->st.hot_restart_epoch, opts->restart_epoch);
-	sk_stat_set(s->shard, s->st.connected_state, 0);
-	sk_stat_set(s->shard, s->st.workers_started, 0);
-	sk_stat_set(s->shard, s->st.total_listeners_active, 0);
-	sk_stat_set(s->shard, s->st.total_listeners_warming, 0);
-	sk_stat_set(s->shard, s->st.total_listeners_draining, 0);
+	/* workers_started, the listener gauges and connected_state stay unset ("unused" for
+	 * ?usedonly, as in Envoy) until something happens to them. */
 
 	dr = bootstrap->dynamic_resources;
 	s->dynamic = dr != NULL && (dr->lds_config != NULL || dr->cds_config != NULL);
