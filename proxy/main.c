@@ -81,8 +81,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (opts.mode == SK_MODE_VALIDATE) {
-		printf("configuration '%s' OK\n", opts.config_path ? opts.config_path : "");
+		/* What the server would build from the bootstrap is checked too. */
+		struct sk_stats_store *store = sk_server_stats_store_new(bootstrap, err, sizeof(err));
+
 		sk_bootstrap_free(bootstrap);
+		if (store == NULL) {
+			fprintf(stderr, "error initializing configuration '%s': %s\n",
+				opts.config_path ? opts.config_path : "", err);
+			return 1;
+		}
+		sk_stats_store_free(store);
+		printf("configuration '%s' OK\n", opts.config_path ? opts.config_path : "");
 		return 0;
 	}
 

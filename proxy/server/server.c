@@ -232,9 +232,8 @@ void sk_server_request_shutdown(struct sk_server *s)
 	ev_idle_start(s->loop, &s->shutdown);
 }
 
-/* Copies stats_config into the store's configuration. Patterns point into the bootstrap,
- * which outlives the call (the store copies them anyway). */
-static struct sk_stats_store *make_store(const sk_bootstrap_pb *b, char *err, size_t errlen)
+/* Copies stats_config into the store's configuration (the store copies what it keeps). */
+struct sk_stats_store *sk_server_stats_store_new(const sk_bootstrap_pb *b, char *err, size_t errlen)
 {
 	const Envoy__Config__Metrics__V3__StatsConfig *sc = b->stats_config;
 	struct sk_stats_config cfg = {.use_all_default_tags = true};
@@ -317,6 +316,12 @@ static struct sk_stats_store *make_store(const sk_bootstrap_pb *b, char *err, si
 		cfg.n_patterns = pats ? list->n_patterns : 0;
 	}
 	store = sk_stats_store_new(&cfg, err, errlen);
+	if (store == NULL) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "stats_config.%s", why);
+	}
 	free(pats);
 	free(tags);
 	return store;
@@ -343,7 +348,7 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 	s->start_time = ev_time();
 	s->bootstrap_loaded_at = time(NULL);
 	s->concurrency = opts->concurrency ? opts->concurrency : default_concurrency();
-	s->stats = make_store(bootstrap, err, errlen);
+	s->stats = sk_server_stats_store_new(bootstrap, err, errlen);
 	if (s->stats == NULL)
 		return -EINVAL;
 	s->shard = sk_stats_main_shard(s->stats);

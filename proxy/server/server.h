@@ -61,6 +61,10 @@ struct sk_server {
 int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootstrap_pb *bootstrap,
 		   unsigned static_unknown_fields, char *err, size_t errlen);
 
+/* The stats store the bootstrap's stats_config describes (also how --mode validate checks
+ * stats_config). NULL with err set ("stats_config.stats_tags[1]: ...") when invalid. */
+struct sk_stats_store *sk_server_stats_store_new(const sk_bootstrap_pb *b, char *err, size_t errlen);
+
 /* Runs the loop until shutdown. */
 void sk_server_run(struct sk_server *s);
 

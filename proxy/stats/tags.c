@@ -214,6 +214,27 @@ static int add_defaults_named(struct sk_stats_store *store, const char *name, ch
 	return found;
 }
 
+/* Whether stats_tags[i]'s name is already used by an earlier entry or, with
+ * use_all_default_tags, by a built-in extractor. */
+static bool tag_name_taken(const struct sk_stats_store *store, const struct sk_stats_config *c, size_t i)
+{
+	const char *name = c->tags[i].name;
+
+	(void)store;
+	for (size_t k = 0; k < i; k++)
+		if (strcmp(c->tags[k].name, name) == 0)
+			return true;
+	if (!c->use_all_default_tags)
+		return false;
+	for (size_t k = 0; k < N_ELEMS(default_regexes); k++)
+		if (strcmp(default_regexes[k].name, name) == 0)
+			return true;
+	for (size_t k = 0; k < N_ELEMS(default_tokens); k++)
+		if (strcmp(default_tokens[k].name, name) == 0)
+			return true;
+	return false;
+}
+
 int sk__tags_init(struct sk_stats_store *store, const struct sk_stats_config *c, char *err, size_t errlen)
 {
 	size_t max = N_ELEMS(default_regexes) + N_ELEMS(default_tokens);
@@ -228,6 +249,11 @@ int sk__tags_init(struct sk_stats_store *store, const struct sk_stats_config *c,
 		const struct sk_tag_spec *t = &c->tags[i];
 		if (!t->name || !*t->name) {
 			sk__err(err, errlen, "stats_tags[%zu]: tag_name cannot be empty", i);
+			return -EINVAL;
+		}
+		/* Envoy's TagProducerImpl: a name may be given once, defaults included. */
+		if (tag_name_taken(store, c, i)) {
+			sk__err(err, errlen, "stats_tags[%zu]: Tag name '%s' specified twice.", i, t->name);
 			return -EINVAL;
 		}
 		if (t->fixed_value) {

@@ -152,6 +152,12 @@ validate_fails "STATIC cluster with hostname" hostname.json \
 mutate ads '.dynamic_resources = {"ads_config": {"api_type": "GRPC", "grpc_services": [{"envoy_grpc": {"cluster_name": "nosuch"}}]}, "cds_config": {"ads": {}}}'
 validate_fails "ads_config unknown cluster" ads.json "dynamic_resources.ads_config" "nosuch"
 
+mutate dupetag '.stats_config = {"stats_tags": [{"tag_name": "envoy.cluster_name", "regex": "^c(\\.(.+))$"}]}'
+validate_fails "stats tag named twice (defaults on)" dupetag.json "stats_config.stats_tags[0]" "specified twice"
+
+mutate badregex '.stats_config = {"stats_matcher": {"inclusion_list": {"patterns": [{"safe_regex": {"regex": "(("}}]}}}'
+validate_fails "invalid stats_matcher regex" badregex.json "stats_config.stats_matcher.patterns[0].safe_regex"
+
 printf '{\n  "admin": {\n    "address": [,\n}\n' >"$TMP/broken.json"
 validate_fails "invalid JSON" broken.json "broken.json" "line 3"
 check_match "invalid JSON: column given" "$ERR" "column [0-9]+"

@@ -312,7 +312,7 @@ static void test_tags(void)
 	check_tags(s, "server.uptime", "server.uptime", "");
 	sk_stats_store_free(s);
 
-	/* fixed_value tags; a configured extractor sharing a default's name: first match wins. */
+	/* fixed_value tags; a name-only spec takes Envoy's default regex for that name. */
 	struct sk_tag_spec extra[] = {
 		{ "mesh", NULL, "m1" },
 		{ "envoy.response_code", "_code(_(\\d+))$", NULL },
@@ -325,11 +325,18 @@ static void test_tags(void)
 	check_tags(s, "cluster.foo.upstream_code_404", "cluster.upstream_code",
 		   "mesh=m1,envoy.response_code=404,envoy.cluster_name=foo");
 	sk_stats_store_free(s);
+	/* With the defaults on, a configured name that a default has is an error, as in
+	 * Envoy's TagProducerImpl ("Tag name '...' specified twice."). */
 	c.use_all_default_tags = true;
-	s = sk_stats_store_new(&c, err, sizeof(err));
-	check_tags(s, "cluster.foo.upstream_rq_404", "cluster.upstream_rq",
-		   "envoy.response_code=404,mesh=m1,envoy.cluster_name=foo");
-	sk_stats_store_free(s);
+	CHECK(sk_stats_store_new(&c, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "stats_tags[1]: Tag name 'envoy.response_code' specified twice.") != NULL);
+	{
+		struct sk_tag_spec twice[] = { { "a", "^a(\\.(.+))$", NULL }, { "a", NULL, "x" } };
+		struct sk_stats_config c2 = { .tags = twice, .n_tags = 2 };
+
+		CHECK(sk_stats_store_new(&c2, err, sizeof(err)) == NULL);
+		CHECK(strstr(err, "stats_tags[1]: Tag name 'a' specified twice.") != NULL);
+	}
 
 	struct sk_tag_spec unknown[] = { { "no_such_default", NULL, NULL } };
 	struct sk_stats_config bad = { .tags = unknown, .n_tags = 1 };
