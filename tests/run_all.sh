@@ -39,7 +39,12 @@ run_one() { # name command...
 }
 
 for t in $(find "$SKIFF_BUILD/tests" -maxdepth 2 -type f -name '*_test' -perm -u+x | sort); do
-	run_one "unit/$(basename "$t")" "$t"
+	case $(basename "$t") in
+	*_fuzz_test) kind=fuzz ;;
+	roundtrip_test) kind=conformance ;;
+	*) kind=unit ;;
+	esac
+	run_one "$kind/$(basename "$t")" "$t"
 done
 for t in tests/integration/*_test.sh tests/conformance/*_test.sh; do
 	[ -f "$t" ] || continue

@@ -194,9 +194,13 @@ static json_t *parse_node(struct yparse *p, yaml_event_t *ev)
 		v = parse_mapping(p, ev->data.mapping_start.anchor);
 		break;
 	case YAML_ALIAS_EVENT:
-		for (i = 0; i < p->n_anchors; i++)
-			if (strcmp(p->anchors[i].name, (const char *)ev->data.alias.anchor) == 0)
+		/* The latest definition of an anchor name is the one in force. */
+		for (i = p->n_anchors; i-- > 0;) {
+			if (strcmp(p->anchors[i].name, (const char *)ev->data.alias.anchor) == 0) {
 				v = json_deep_copy(p->anchors[i].value);
+				break;
+			}
+		}
 		if (v == NULL)
 			set_err(p, &ev->start_mark, "unknown alias");
 		break;

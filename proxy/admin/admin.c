@@ -23,11 +23,11 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "proxy/admin/request.h"
 #include "proxy/log/log.h"
 #include "proxy/server/server.h"
 
 #define ADMIN_MAX_HEADER_BYTES (64 * 1024)
-#define ADMIN_MAX_BODY_BYTES (1024 * 1024)
 #define ADMIN_IDLE_SECONDS 300.0
 #define ADMIN_MAX_CONNECTIONS 256
 
@@ -239,30 +239,31 @@ static const struct sk_admin_endpoint *find_endpoint(const char *path)
 	return NULL;
 }
 
-static void dispatch(struct admin_conn *c, const char *method, char *target)
+static void dispatch(struct admin_conn *c, const char *method, const char *raw_target,
+		     size_t target_len)
 {
+	char *target = strndup(raw_target, target_len);
 	struct sk_admin_request req = {.method = method, .server = c->admin->server};
 	struct sk_admin_response resp = {.status = 200, .content_type = SK_CT_TEXT};
 	const struct sk_admin_endpoint *ep;
-	char *q = strchr(target, '?'), *path;
+	char *q = target ? strchr(target, '?') : NULL, *path;
 	bool head = strcmp(method, "HEAD") == 0;
 
 	if (q)
 		*q++ = '\0';
 	req.query = q ? q : "";
-	path = decode(target, strlen(target));
+	path = target ? decode(target, strlen(target)) : NULL;
 	req.path = path ? path : "";
 	ep = find_endpoint(req.path);
-	if (ep == NULL) {
-		sk_admin_respond(&resp, 404, SK_CT_TEXT, "invalid path. admin commands are:\n");
-		{
-			/* Envoy answers an unknown path with the help text and a 404. */
-			struct sk_admin_response help = {0};
+	if (target == NULL) {
+		sk_admin_respond(&resp, 500, SK_CT_TEXT, "out of memory\n");
+	} else if (ep == NULL) {
+		/* Envoy answers an unknown path with a 404 and the help text. */
+		struct sk_admin_response help = {0};
 
-			find_endpoint("/help")->handler(&req, &help);
-			sk_admin_respond(&resp, 404, SK_CT_TEXT, "invalid path. %s", help.body ? help.body : "");
-			free(help.body);
-		}
+		find_endpoint("/help")->handler(&req, &help);
+		sk_admin_respond(&resp, 404, SK_CT_TEXT, "invalid path. %s", help.body ? help.body : "");
+		free(help.body);
 	} else if (ep->mutates && strcmp(method, "POST") != 0) {
 		sk_admin_respond(&resp, 405, SK_CT_TEXT, "This endpoint requires POST\n");
 	} else if (!ep->mutates && strcmp(method, "GET") != 0 && !head &&
@@ -275,85 +276,16 @@ static void dispatch(struct admin_conn *c, const char *method, char *target)
 	queue_response(c, &resp, head);
 	free(resp.body);
 	free(path);
-}
-
-static bool token_eq(const char *a, size_t alen, const char *b)
-{
-	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
-}
-
-/* Handles one complete header block of hlen bytes at c->in. Returns false to stop. */
-static bool handle_request(struct admin_conn *c, size_t hlen)
-{
-	char *line_end = memchr(c->in, '\r', hlen), *sp1, *sp2, *p;
-	char method[16], *target;
-	bool http10, keep_alive, close_req = false;
-	long long content_length = 0;
-
-	if (line_end == NULL)
-		return reply_error(c, 400, "bad request line"), false;
-	*line_end = '\0';
-	sp1 = strchr(c->in, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (sp1 == NULL || sp2 == NULL || (size_t)(sp1 - c->in) >= sizeof(method) ||
-	    (strcmp(sp2 + 1, "HTTP/1.1") != 0 && strcmp(sp2 + 1, "HTTP/1.0") != 0) ||
-	    sp1[1] != '/')
-		return reply_error(c, 400, "bad request line"), false;
-	memcpy(method, c->in, (size_t)(sp1 - c->in));
-	method[sp1 - c->in] = '\0';
-	*sp2 = '\0';
-	target = sp1 + 1;
-	http10 = strcmp(sp2 + 1, "HTTP/1.0") == 0;
-	keep_alive = !http10;
-
-	for (p = line_end + 2; p < c->in + hlen - 2;) {
-		char *eol = memchr(p, '\r', (size_t)(c->in + hlen - p)), *colon, *v;
-		size_t vlen;
-
-		if (eol == NULL || eol[1] != '\n')
-			return reply_error(c, 400, "bad header line"), false;
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon == NULL || colon == p)
-			return reply_error(c, 400, "bad header line"), false;
-		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
-			;
-		vlen = (size_t)(eol - v);
-		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-			vlen--;
-		if (token_eq(p, (size_t)(colon - p), "content-length")) {
-			char buf[24], *end;
-
-			if (vlen == 0 || vlen >= sizeof(buf))
-				return reply_error(c, 400, "bad content-length"), false;
-			memcpy(buf, v, vlen);
-			buf[vlen] = '\0';
-			content_length = strtoll(buf, &end, 10);
-			if (*end || content_length < 0)
-				return reply_error(c, 400, "bad content-length"), false;
-		} else if (token_eq(p, (size_t)(colon - p), "transfer-encoding")) {
-			return reply_error(c, 400, "chunked bodies are not accepted by admin"), false;
-		} else if (token_eq(p, (size_t)(colon - p), "connection")) {
-			if (token_eq(v, vlen, "close"))
-				close_req = true;
-			else if (token_eq(v, vlen, "keep-alive"))
-				keep_alive = true;
-		}
-		p = eol + 2;
-	}
-	if (content_length > ADMIN_MAX_BODY_BYTES)
-		return reply_error(c, 413, "request body too large"), false;
-	c->body_left = (size_t)content_length;
-	c->close_after_write = close_req || !keep_alive;
-	dispatch(c, method, target);
-	return !c->close_after_write;
+	free(target);
 }
 
 /* Consumes whatever complete requests the buffer holds. */
 static void process_input(struct admin_conn *c)
 {
 	for (;;) {
-		char *end;
-		size_t hlen, take;
+		struct sk_admin_head h;
+		size_t take;
+		int rc;
 
 		if (c->body_left) {
 			take = c->body_left < c->in_len ? c->body_left : c->in_len;
@@ -363,23 +295,26 @@ static void process_input(struct admin_conn *c)
 			if (c->body_left)
 				return;
 		}
-		end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
-		if (end == NULL) {
-			if (c->in_len == sizeof(c->in)) {
-				/* Stop reading: a read into the full buffer returns 0, which would be
-				 * taken for EOF and drop the connection before the 431 is written. */
-				reply_error(c, 431, "request headers too large");
-				ev_io_stop(c->admin->server->loop, &c->rio);
-			}
+		rc = sk_admin_parse_head(c->in, c->in_len, sizeof(c->in), &h);
+		if (rc == SK_ADMIN_HEAD_PARTIAL)
 			return;
-		}
-		hlen = (size_t)(end - c->in) + 4;
-		if (!handle_request(c, hlen)) {
+		if (rc == SK_ADMIN_HEAD_ERROR) {
+			sk_log_debug(SK_LOG_ADMIN, "admin connection fd=%d: %d %s", c->fd, h.status, h.error);
+			reply_error(c, h.status, h.error);
+			/* Stop reading: a read into a full buffer returns 0, which would be taken
+			 * for EOF and drop the connection before the error is written. */
 			ev_io_stop(c->admin->server->loop, &c->rio);
 			return;
 		}
-		memmove(c->in, c->in + hlen, c->in_len - hlen);
-		c->in_len -= hlen;
+		c->body_left = h.content_length;
+		c->close_after_write = !h.keep_alive;
+		dispatch(c, h.method, h.target, h.target_len);
+		memmove(c->in, c->in + h.head_len, c->in_len - h.head_len);
+		c->in_len -= h.head_len;
+		if (c->close_after_write) {
+			ev_io_stop(c->admin->server->loop, &c->rio);
+			return;
+		}
 	}
 }
 

@@ -34,6 +34,11 @@ int main(void)
 	CHECK_STR(s, "{\"base\":{\"port\":80},\"copy\":{\"port\":80}}");
 	free(s);
 
+	/* an anchor defined twice: the alias takes the latest (and nothing leaks) */
+	s = convert("a: &c {x: 1}\nb: &c {y: 2}\nd: *c\n", err, sizeof(err));
+	CHECK_STR(s, "{\"a\":{\"x\":1},\"b\":{\"y\":2},\"d\":{\"y\":2}}");
+	free(s);
+
 	s = convert("", err, sizeof(err));
 	CHECK_STR(s, "{}");
 	free(s);
