@@ -1,12 +1,15 @@
 /* skiff: an Envoy-compatible sidecar proxy. main() parses Envoy's command line, loads the
  * bootstrap, and either validates it (--mode validate) or serves. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/log/log.h"
+#include "proxy/server/listener_manager.h"
 #include "proxy/server/options.h"
+#include "proxy/server/snapshot.h"
 #include "proxy/server/server.h"
 #include "xds/bootstrap.h"
 
@@ -61,6 +64,8 @@ int main(int argc, char **argv)
 		printf("\nskiff  version: skiff/%s/Clean/RELEASE/OpenSSL\n\n", SKIFF_VERSION);
 		return 0;
 	}
+	/* A peer that resets mid-write must not kill the process (splice has no MSG_NOSIGNAL). */
+	signal(SIGPIPE, SIG_IGN);
 	if (setup_logging(&opts, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -83,9 +88,14 @@ int main(int argc, char **argv)
 	if (opts.mode == SK_MODE_VALIDATE) {
 		/* What the server would build from the bootstrap is checked too. */
 		struct sk_stats_store *store = sk_server_stats_store_new(bootstrap, err, sizeof(err));
+		struct sk_snapshot *snap = store ? sk_lm_build(bootstrap, store, sk_stats_main_shard(store),
+							       NULL, NULL, 1, false, err, sizeof(err))
+					       : NULL;
 
+		sk_snapshot_unref(snap);
 		sk_bootstrap_free(bootstrap);
-		if (store == NULL) {
+		if (snap == NULL) {
+			sk_stats_store_free(store);
 			fprintf(stderr, "error initializing configuration '%s': %s\n",
 				opts.config_path ? opts.config_path : "", err);
 			return 1;

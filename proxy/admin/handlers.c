@@ -7,6 +7,7 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/log/log.h"
+#include "proxy/server/listener_manager.h"
 #include "proxy/server/server.h"
 #include "xds/pbjson.h"
 
@@ -436,13 +437,12 @@ static void quitquitquit(const struct sk_admin_request *req, struct sk_admin_res
 	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
 }
 
-/* pilot-agent's termination step. Listeners have nothing to drain until the data plane
- * serves; the request is acknowledged as Envoy does. */
+/* pilot-agent's termination step: stop accepting (?inboundonly: only INBOUND listeners),
+ * let open connections finish within --drain-time-s. ?graceful is accepted: skiff's drain
+ * is always the graceful kind for TCP (nothing is cut before the drain time). */
 static void drain_listeners(const struct sk_admin_request *req, struct sk_admin_response *resp)
 {
-	sk_log_info(SK_LOG_ADMIN, "draining listeners (%s%s)",
-		    sk_admin_query_param(req, "inboundonly", NULL) ? "inbound only" : "all",
-		    sk_admin_query_param(req, "graceful", NULL) ? ", graceful" : "");
+	sk_lm_drain(req->server, sk_admin_query_param(req, "inboundonly", NULL), false);
 	sk_admin_respond(resp, 200, SK_CT_TEXT, "OK\n");
 }
 

@@ -10,7 +10,10 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/log/log.h"
+#include "proxy/server/listener_manager.h"
+#include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
+#include "proxy/upstream/dns.h"
 
 #define TICK_SECONDS 1.0
 
@@ -136,38 +139,6 @@ static void register_stats(struct sk_server *s)
 	x->connected_state = sk_stats_gauge(st, "control_plane.connected_state", SK_GAUGE_MAIN_ONLY);
 }
 
-/* Per-cluster stats use alt_stat_name when given (Istio sets "name;" for its tag regex). */
-static void register_cluster_stats(struct sk_server *s)
-{
-	const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = s->bootstrap->static_resources;
-	size_t i;
-
-	if (sr == NULL)
-		return;
-	for (i = 0; i < sr->n_clusters; i++) {
-		const Envoy__Config__Cluster__V3__Cluster *c = sr->clusters[i];
-		const char *n = c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name : c->name;
-		const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = c->load_assignment;
-		uint64_t hosts = 0;
-		size_t l;
-
-		for (l = 0; la && l < la->n_endpoints; l++)
-			hosts += la->endpoints[l]->n_lb_endpoints;
-		sk_stats_counterf(s->stats, "cluster.%s.upstream_cx_total", n);
-		sk_stats_gaugef(s->stats, SK_GAUGE_SUM, "cluster.%s.upstream_cx_active", n);
-		sk_stats_counterf(s->stats, "cluster.%s.upstream_cx_connect_fail", n);
-		sk_stats_counterf(s->stats, "cluster.%s.upstream_cx_none_healthy", n);
-		sk_stats_counterf(s->stats, "cluster.%s.upstream_rq_total", n);
-		sk_stats_gaugef(s->stats, SK_GAUGE_SUM, "cluster.%s.upstream_rq_active", n);
-		sk_stat_set(s->shard, sk_stats_gaugef(s->stats, SK_GAUGE_MAIN_ONLY,
-						      "cluster.%s.membership_total", n), hosts);
-		sk_stat_set(s->shard, sk_stats_gaugef(s->stats, SK_GAUGE_MAIN_ONLY,
-						      "cluster.%s.membership_healthy", n), hosts);
-		sk_stat_inc(s->shard, s->st.cluster_added);
-	}
-	sk_stat_set(s->shard, s->st.active_clusters, sr->n_clusters);
-}
-
 void sk_server_memory(struct sk_memory *m)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -209,6 +180,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	refresh_gauges(s);
 }
 
+/* The first SIGTERM/SIGINT drains (connections get --drain-time-s to finish) and exits
+ * when none is left; a second one exits at once. */
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct sk_server *s = w->data;
@@ -216,7 +189,10 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	sk_log_warn(SK_LOG_MAIN, "caught %s", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	sk_server_request_shutdown(s);
+	if (s->exit_after_drain)
+		sk_server_request_shutdown(s);
+	else
+		sk_lm_drain(s, false, true);
 }
 
 static void on_shutdown(struct ev_loop *loop, ev_idle *w, int revents)
@@ -357,7 +333,6 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 		return rc;
 	}
 	register_stats(s);
-	register_cluster_stats(s);
 	sk_stat_add(s->shard, s->st.static_unknown_fields, static_unknown_fields);
 	sk_stat_set(s->shard, s->st.concurrency, s->concurrency);
 	sk_stat_set(s->shard, s->st.hot_restart_epoch, opts->restart_epoch);
@@ -373,6 +348,15 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 		if (s->admin == NULL)
 			return -EINVAL;
 	}
+
+	s->dns = sk_dns_new(s->loop);
+	s->snapshot = sk_lm_build(bootstrap, s->stats, s->shard, s->dns, s->loop, s->concurrency,
+				  opts->mode == SK_MODE_SERVE, err, errlen);
+	if (s->snapshot == NULL)
+		return -EINVAL;
+	sk_stat_add(s->shard, s->st.cluster_added, s->snapshot->n_clusters);
+	sk_stat_set(s->shard, s->st.active_clusters, s->snapshot->n_clusters);
+	sk_stat_add(s->shard, s->st.listener_added, s->snapshot->n_listeners);
 
 	ev_signal_init(&s->sigterm, on_signal, SIGTERM);
 	ev_signal_init(&s->sigint, on_signal, SIGINT);
@@ -407,6 +391,10 @@ int sk_server_initialized(struct sk_server *s, char *err, size_t errlen)
 		}
 		sk_log_info(SK_LOG_MAIN, "all %u workers started", s->concurrency);
 		sk_stat_set(s->shard, s->st.workers_started, 1);
+		if (sk_lm_start_workers(s) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
 	}
 	sk_stat_record(s->shard, s->st.initialization_time_ms,
 		       (uint64_t)((ev_time() - s->start_time) * 1000));
@@ -426,8 +414,12 @@ void sk_server_destroy(struct sk_server *s)
 		ev_signal_stop(s->loop, &s->sigint);
 		ev_timer_stop(s->loop, &s->tick);
 		ev_idle_stop(s->loop, &s->shutdown);
+		ev_timer_stop(s->loop, &s->drain_timer);
 	}
+	sk_lm_stop_workers(s);
 	sk_workers_stop(s->workers);
+	sk_snapshot_unref(s->snapshot);
+	sk_dns_free(s->dns);
 	sk_admin_free(s->admin);
 	sk_stats_store_free(s->stats);
 	sk_bootstrap_free(s->bootstrap);

@@ -24,6 +24,8 @@ enum sk_server_state {
 
 struct sk_admin;
 struct sk_workers;
+struct sk_snapshot;
+struct sk_dns;
 
 struct sk_server_stats {
 	sk_stat_id state, uptime, live, memory_allocated, memory_heap_size, memory_physical_size,
@@ -51,6 +53,11 @@ struct sk_server {
 	time_t bootstrap_loaded_at;       /* for config_dump's last_updated */
 	struct sk_admin *admin;           /* owned; NULL without an admin address */
 	struct sk_workers *workers;       /* owned; started once initialized */
+	struct sk_snapshot *snapshot;     /* the static configuration (referenced) */
+	struct sk_dns *dns;               /* resolver for DNS clusters */
+	ev_timer drain_timer;             /* polls the drain (listener_manager.c) */
+	ev_tstamp drain_deadline;
+	bool exit_after_drain;
 	ev_signal sigterm, sigint;
 	ev_timer tick;                    /* refreshes uptime and memory gauges */
 	ev_idle shutdown;                 /* deferred exit requested by /quitquitquit */

@@ -1,5 +1,5 @@
 /* workers: see workers.h. Each worker owns its loop and its stats shard; the main thread
- * talks to a worker only through its ev_async. */
+ * posts tasks through a mutex-protected queue and the worker's ev_async. */
 #include "proxy/server/workers.h"
 
 #include <errno.h>
@@ -9,51 +9,75 @@
 #include <string.h>
 #include <time.h>
 
-#include <ev.h>
-
 #include "proxy/log/log.h"
 #include "proxy/stats/stats.h"
 
 #define WORKER_START_TIMEOUT_S 5
-
-struct worker {
-	struct sk_workers *owner;
-	uint32_t index;
-	pthread_t thread;
-	struct ev_loop *loop;
-	ev_async stop;
-	struct sk_stats_shard *shard;
-	int started;                 /* thread created (join on stop) */
-};
 
 struct sk_workers {
 	pthread_mutex_t lock;
 	pthread_cond_t ready;
 	uint32_t running;
 	uint32_t n;
-	struct worker w[];
+	struct sk_worker w[];
 };
 
-static void on_stop(struct ev_loop *loop, ev_async *a, int revents)
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
-	(void)a;
+	struct sk_worker *w = a->data;
+	struct sk_worker_task *t;
+	bool stop;
+
 	(void)revents;
-	ev_break(loop, EVBREAK_ALL);
+	pthread_mutex_lock(&w->lock);
+	t = w->tasks;
+	w->tasks = w->tasks_tail = NULL;
+	stop = w->stopping;
+	pthread_mutex_unlock(&w->lock);
+	while (t != NULL) {
+		struct sk_worker_task *next = t->next;
+
+		t->fn(w, t->arg);
+		free(t);
+		t = next;
+	}
+	if (stop)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+int sk_worker_post(struct sk_worker *w, sk_worker_task_fn fn, void *arg)
+{
+	struct sk_worker_task *t = malloc(sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->fn = fn;
+	t->arg = arg;
+	t->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	if (w->tasks_tail)
+		w->tasks_tail->next = t;
+	else
+		w->tasks = t;
+	w->tasks_tail = t;
+	pthread_mutex_unlock(&w->lock);
+	ev_async_send(w->loop, &w->wake);
+	return 0;
 }
 
 static void *worker_main(void *arg)
 {
-	struct worker *w = arg;
+	struct sk_worker *w = arg;
 	struct sk_workers *ws = w->owner;
-	char name[16];
+	char name[16]; /* the kernel's limit */
 
-	snprintf(name, sizeof(name), "wrk:worker_%u", w->index);
+	snprintf(name, sizeof(name), "wrk:%.11s", w->name);
 	pthread_setname_np(pthread_self(), name);
 	pthread_mutex_lock(&ws->lock);
 	ws->running++;
 	pthread_cond_signal(&ws->ready);
 	pthread_mutex_unlock(&ws->lock);
-	sk_log_debug(SK_LOG_MAIN, "worker_%u started", w->index);
+	sk_log_debug(SK_LOG_MAIN, "%s started", w->name);
 	ev_run(w->loop, 0);
 	return NULL;
 }
@@ -61,7 +85,7 @@ static void *worker_main(void *arg)
 struct sk_workers *sk_workers_start(struct sk_stats_store *stats, uint32_t n, char *err,
 				    size_t errlen)
 {
-	struct sk_workers *ws = calloc(1, sizeof(*ws) + n * sizeof(struct worker));
+	struct sk_workers *ws = calloc(1, sizeof(*ws) + n * sizeof(struct sk_worker));
 	struct timespec deadline;
 	uint32_t i;
 
@@ -73,11 +97,13 @@ struct sk_workers *sk_workers_start(struct sk_stats_store *stats, uint32_t n, ch
 	pthread_cond_init(&ws->ready, NULL);
 	ws->n = n;
 	for (i = 0; i < n; i++) {
-		struct worker *w = &ws->w[i];
+		struct sk_worker *w = &ws->w[i];
 		int rc;
 
 		w->owner = ws;
 		w->index = i;
+		snprintf(w->name, sizeof(w->name), "worker_%u", i);
+		pthread_mutex_init(&w->lock, NULL);
 		w->loop = ev_loop_new(EVFLAG_AUTO);
 		w->shard = sk_stats_shard_new(stats);
 		if (w->loop == NULL || w->shard == NULL) {
@@ -85,9 +111,10 @@ struct sk_workers *sk_workers_start(struct sk_stats_store *stats, uint32_t n, ch
 			sk_workers_stop(ws);
 			return NULL;
 		}
-		/* Started before the thread exists, so a stop can never be missed. */
-		ev_async_init(&w->stop, on_stop);
-		ev_async_start(w->loop, &w->stop);
+		/* Started before the thread exists, so a post can never be missed. */
+		ev_async_init(&w->wake, on_wake);
+		w->wake.data = w;
+		ev_async_start(w->loop, &w->wake);
 		rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (rc != 0) {
 			snprintf(err, errlen, "worker_%u: pthread_create: %s", i, strerror(rc));
@@ -116,6 +143,16 @@ uint32_t sk_workers_running(const struct sk_workers *ws)
 	return n;
 }
 
+uint32_t sk_workers_count(const struct sk_workers *ws)
+{
+	return ws ? ws->n : 0;
+}
+
+struct sk_worker *sk_workers_get(struct sk_workers *ws, uint32_t i)
+{
+	return ws && i < ws->n ? &ws->w[i] : NULL;
+}
+
 void sk_workers_stop(struct sk_workers *ws)
 {
 	uint32_t i;
@@ -123,14 +160,24 @@ void sk_workers_stop(struct sk_workers *ws)
 	if (ws == NULL)
 		return;
 	for (i = 0; i < ws->n; i++) {
-		struct worker *w = &ws->w[i];
+		struct sk_worker *w = &ws->w[i];
 
 		if (w->started) {
-			ev_async_send(w->loop, &w->stop);
+			pthread_mutex_lock(&w->lock);
+			w->stopping = true;
+			pthread_mutex_unlock(&w->lock);
+			ev_async_send(w->loop, &w->wake);
 			pthread_join(w->thread, NULL);
+		}
+		while (w->tasks) {
+			struct sk_worker_task *t = w->tasks;
+
+			w->tasks = t->next;
+			free(t);
 		}
 		if (w->loop)
 			ev_loop_destroy(w->loop);
+		pthread_mutex_destroy(&w->lock);
 	}
 	pthread_cond_destroy(&ws->ready);
 	pthread_mutex_destroy(&ws->lock);

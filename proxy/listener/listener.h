@@ -1,0 +1,88 @@
+/* listener: a listener at run time — its translated config, its stats, the sockets the main
+ * thread bound for it — and the per-connection work on a worker: accept, original_dst,
+ * the inspectors, filter-chain selection, then the chain's network filter.
+ * sk_listener objects belong to one snapshot. Connections belong to their worker. */
+#ifndef SKIFF_PROXY_LISTENER_LISTENER_H
+#define SKIFF_PROXY_LISTENER_LISTENER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "proxy/listener/inspector.h"
+#include "proxy/stats/stats.h"
+#include "xds/translate/listener.h"
+
+struct sk_worker;
+struct sk_worker_listen;
+struct sk_snapshot;
+struct sk_tcp_proxy;
+
+struct sk_listener_stats {
+	sk_stat_id downstream_cx_total, downstream_cx_active, downstream_cx_destroy,
+		downstream_cx_length_ms, no_filter_chain_match, downstream_pre_cx_active,
+		downstream_pre_cx_timeout, downstream_listener_filter_error,
+		downstream_cx_overflow;
+};
+
+/* tcp.<stat_prefix>.* of one tcp_proxy chain. */
+struct sk_tcp_stats {
+	sk_stat_id downstream_cx_total, downstream_cx_no_route, downstream_cx_rx_bytes_total,
+		downstream_cx_tx_bytes_total, downstream_flow_control_paused_reading_total,
+		idle_timeout, upstream_flush_active, max_downstream_connection_duration;
+};
+
+struct sk_listener {
+	struct sk_listener_config *cfg;     /* owned */
+	struct sk_listener_stats st;
+	struct sk_tcp_stats *chain_st;      /* per chain; [n_chains] is the default chain's */
+	int *fds;                           /* per worker, -1 when not bound (main thread) */
+	uint32_t n_fds;
+	bool bound;
+};
+
+/* Builds the run-time listener (stats registered), taking ownership of cfg. */
+struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_stats_store *stats);
+/* Binds the listener's sockets for n workers: SO_REUSEPORT sockets, one per worker, for IP
+ * addresses; one shared socket for a pipe. Returns 0 or -errno with err ("cannot bind
+ * '0.0.0.0:15001': Address already in use"). Listeners that do not bind (bind_to_port:
+ * false) or that skiff cannot serve yet are left unbound (0). */
+int sk_listener_bind(struct sk_listener *l, uint32_t n_workers, char *err, size_t errlen);
+/* Closes what the main thread still holds of the sockets (after workers took theirs). */
+void sk_listener_free(struct sk_listener *l);
+
+/* One downstream connection on a worker. */
+struct sk_conn {
+	uint64_t id;
+	struct sk_worker *w;
+	struct sk_snapshot *snap;           /* referenced: the config it started on */
+	struct sk_listener *l;              /* the listener handling it (after hand-off) */
+	int fd;
+	struct sk_addr local, peer;         /* local: the original destination when restored */
+	ev_io io;
+	ev_timer timer;
+	double start;
+	uint8_t *inspected;                 /* bytes read by the inspectors, sent upstream first */
+	size_t n_inspected;
+	bool tls_done, http_done, is_tls;
+	struct sk_tls_hello hello;
+	const char *http_proto;
+	const struct sk_filter_chain_config *chain;
+	const struct sk_tcp_stats *tst;
+	struct sk_tcp_proxy *tp;
+	bool active_counted;
+	struct sk_conn *prev, *next;        /* the worker's list */
+};
+
+/* Worker: starts accepting on ws (a socket of one listener). */
+void sk_listener_start_accept(struct sk_worker *w, struct sk_worker_listen *wl);
+/* Worker: stops accepting on every socket (drain). */
+void sk_listener_stop_accept(struct sk_worker *w, bool inbound_only);
+/* Worker: closes every connection now (end of drain, shutdown). */
+void sk_listener_close_all(struct sk_worker *w);
+
+/* Ends a connection: closes the socket, counts, frees later from the reaper. */
+void sk_conn_close(struct sk_conn *c);
+
+#endif

@@ -1,0 +1,546 @@
+/* cluster: see cluster.h. */
+#include "proxy/upstream/cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log/log.h"
+#include "proxy/upstream/dns.h"
+
+#define OVERPROVISIONING 1.4   /* Envoy's default overprovisioning_factor (140) */
+
+/* ---------------------------------------------------------------------------------- */
+/* host sets                                                                           */
+
+struct sk_host_set *sk_host_set_ref(struct sk_host_set *hs)
+{
+	if (hs)
+		atomic_fetch_add_explicit(&hs->refcnt, 1, memory_order_relaxed);
+	return hs;
+}
+
+void sk_host_set_unref(struct sk_host_set *hs)
+{
+	size_t p;
+
+	if (hs == NULL || atomic_fetch_sub_explicit(&hs->refcnt, 1, memory_order_acq_rel) != 1)
+		return;
+	for (p = 0; p < hs->n_priorities; p++) {
+		free(hs->priorities[p].healthy);
+		sk_lb_table_free(hs->priorities[p].table);
+	}
+	free(hs->priorities);
+	free(hs->hosts);
+	free(hs);
+}
+
+static bool is_healthy(enum sk_health h)
+{
+	return h == SK_HEALTH_UNKNOWN || h == SK_HEALTH_HEALTHY;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Builds a host set from hosts[0..n) (copied), grouped by priority with a balancer table
+ * per priority over its healthy hosts. */
+static struct sk_host_set *host_set_new(const struct sk_host *hosts, size_t n, const struct sk_lb_config *lbc,
+					uint64_t generation, char *err, size_t errlen)
+{
+	struct sk_host_set *hs = calloc(1, sizeof(*hs));
+	uint32_t *prios = calloc(n ? n : 1, sizeof(*prios));
+	size_t i, p, np = 0;
+
+	if (hs == NULL || prios == NULL)
+		goto oom;
+	atomic_init(&hs->refcnt, 1);
+	hs->generation = generation;
+	hs->hosts = calloc(n ? n : 1, sizeof(*hs->hosts));
+	if (hs->hosts == NULL)
+		goto oom;
+	for (i = 0; i < n; i++) {
+		hs->hosts[i] = hosts[i];
+		atomic_init(&hs->hosts[i].cx_total, 0);
+		atomic_init(&hs->hosts[i].cx_connect_fail, 0);
+		atomic_init(&hs->hosts[i].cx_active, 0);
+		prios[i] = hosts[i].priority;
+	}
+	hs->n_hosts = n;
+	qsort(prios, n, sizeof(*prios), cmp_u32);
+	for (i = 0; i < n; i++)
+		if (i == 0 || prios[i] != prios[i - 1])
+			prios[np++] = prios[i];
+	hs->priorities = calloc(np ? np : 1, sizeof(*hs->priorities));
+	if (hs->priorities == NULL)
+		goto oom;
+	hs->n_priorities = np;
+	for (p = 0; p < np; p++) {
+		struct sk_priority_set *ps = &hs->priorities[p];
+		struct sk_lb_host *lh = calloc(n ? n : 1, sizeof(*lh));
+
+		ps->priority = prios[p];
+		ps->healthy = calloc(n ? n : 1, sizeof(*ps->healthy));
+		if (lh == NULL || ps->healthy == NULL) {
+			free(lh);
+			goto oom;
+		}
+		for (i = 0; i < n; i++) {
+			if (hs->hosts[i].priority != ps->priority)
+				continue;
+			ps->n_hosts++;
+			if (!is_healthy(hs->hosts[i].health))
+				continue;
+			lh[ps->n_healthy].key = hs->hosts[i].key;
+			lh[ps->n_healthy].weight = hs->hosts[i].weight;
+			ps->healthy[ps->n_healthy++] = (uint32_t)i;
+		}
+		ps->table = sk_lb_table_new(lbc, lh, ps->n_healthy, err, errlen);
+		free(lh);
+		if (ps->table == NULL) {
+			free(prios);
+			sk_host_set_unref(hs);
+			return NULL;
+		}
+	}
+	free(prios);
+	return hs;
+oom:
+	free(prios);
+	sk_host_set_unref(hs);
+	snprintf(err, errlen, "out of memory");
+	return NULL;
+}
+
+static void count_membership(struct sk_cluster *c, struct sk_stats_shard *shard, const struct sk_host_set *hs)
+{
+	size_t p, healthy = 0;
+
+	for (p = 0; p < hs->n_priorities; p++)
+		healthy += hs->priorities[p].n_healthy;
+	sk_stat_set(shard, c->st.membership_total, hs->n_hosts);
+	sk_stat_set(shard, c->st.membership_healthy, healthy);
+}
+
+/* Main thread: makes hs the cluster's host set (taking the caller's reference). */
+static void publish(struct sk_cluster *c, struct sk_host_set *hs, struct sk_stats_shard *shard)
+{
+	struct sk_host_set *old;
+
+	pthread_mutex_lock(&c->hosts_lock);
+	old = atomic_exchange(&c->hosts, hs);
+	pthread_mutex_unlock(&c->hosts_lock);
+	count_membership(c, shard, hs);
+	if (old != NULL)
+		sk_stat_inc(shard, c->st.membership_change);
+	sk_host_set_unref(old);
+}
+
+struct sk_host_set *sk_cluster_hosts(struct sk_cluster *c)
+{
+	struct sk_host_set *hs;
+
+	pthread_mutex_lock(&c->hosts_lock);
+	hs = sk_host_set_ref(atomic_load(&c->hosts));
+	pthread_mutex_unlock(&c->hosts_lock);
+	return hs;
+}
+
+static void fill_host(struct sk_host *h, const struct sk_endpoint_config *ep, const struct sk_locality_config *loc)
+{
+	memset(h, 0, sizeof(*h));
+	h->weight = ep->weight ? ep->weight : 1;
+	h->priority = loc->priority;
+	h->health = ep->health;
+	h->tls = ep->tls;
+	if (ep->hostname)
+		snprintf(h->hostname, sizeof(h->hostname), "%s", ep->hostname);
+}
+
+/* The host set of the configured endpoints (STATIC, EDS until xDS delivers it). */
+static struct sk_host_set *static_hosts(const struct sk_cluster_config *cc, char *err, size_t errlen)
+{
+	struct sk_host *hosts;
+	size_t n = 0, l, e, total = 0;
+	struct sk_host_set *hs;
+
+	for (l = 0; l < cc->n_localities; l++)
+		total += cc->localities[l].n_endpoints;
+	hosts = calloc(total ? total : 1, sizeof(*hosts));
+	if (hosts == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (l = 0; l < cc->n_localities; l++) {
+		for (e = 0; e < cc->localities[l].n_endpoints; e++) {
+			const struct sk_endpoint_config *ep = &cc->localities[l].endpoints[e];
+
+			fill_host(&hosts[n], ep, &cc->localities[l]);
+			hosts[n].addr = ep->addr;
+			sk_addr_format(&ep->addr, hosts[n].key, sizeof(hosts[n].key));
+			n++;
+		}
+	}
+	hs = host_set_new(hosts, n, &cc->lb, 1, err, errlen);
+	free(hosts);
+	return hs;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* DNS clusters                                                                        */
+
+static void dns_round(struct sk_cluster *c);
+
+static enum sk_dns_family dns_family(const struct sk_cluster_config *cc)
+{
+	switch (cc->dns_family) {
+	case SK_DNS_FAMILY_V4_ONLY:
+		return SK_DNS_V4_ONLY;
+	case SK_DNS_FAMILY_V6_ONLY:
+		return SK_DNS_V6_ONLY;
+	case SK_DNS_FAMILY_V4_PREFERRED:
+		return SK_DNS_V4_PREFERRED;
+	case SK_DNS_FAMILY_ALL:
+		return SK_DNS_ALL;
+	default:
+		return SK_DNS_AUTO;
+	}
+}
+
+struct dns_ctx {
+	struct sk_cluster *c;
+	size_t locality, endpoint, index;
+};
+
+static void add_resolved(struct sk_cluster *c, const struct sk_host *h)
+{
+	if (c->n_resolved == c->cap_resolved) {
+		size_t cap = c->cap_resolved ? c->cap_resolved * 2 : 8;
+		struct sk_host *grown = realloc(c->resolved, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return;
+		c->resolved = grown;
+		c->cap_resolved = cap;
+	}
+	c->resolved[c->n_resolved++] = *h;
+}
+
+static void on_resolved(void *arg, const struct sk_dns_result *r)
+{
+	struct dns_ctx *ctx = arg;
+	struct sk_cluster *c = ctx->c;
+	const struct sk_cluster_config *cc = c->config;
+	const struct sk_locality_config *loc = &cc->localities[ctx->locality];
+	const struct sk_endpoint_config *ep = &loc->endpoints[ctx->endpoint];
+	size_t i, take;
+
+	c->queries[ctx->index] = NULL;
+	if (r->error != 0) {
+		sk_log_warn(SK_LOG_UPSTREAM, "cluster '%s': DNS resolution of '%s' failed: %s", cc->name,
+			    ep->hostname, gai_strerror(r->error));
+	} else {
+		/* LOGICAL_DNS uses the first address only, as Envoy. */
+		take = cc->type == SK_CLUSTER_LOGICAL_DNS ? (r->n > 0) : r->n;
+		for (i = 0; i < take; i++) {
+			struct sk_host h;
+
+			fill_host(&h, ep, loc);
+			h.addr.ss = r->addrs[i];
+			h.addr.len = r->addrs[i].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								       : sizeof(struct sockaddr_in);
+			sk_addr_format(&h.addr, h.key, sizeof(h.key));
+			add_resolved(c, &h);
+		}
+	}
+	free(ctx);
+	if (--c->pending > 0)
+		return;
+	{
+		char err[256];
+		struct sk_host_set *old = sk_cluster_hosts(c);
+		struct sk_host_set *hs = host_set_new(c->resolved, c->n_resolved, &cc->lb,
+						      old ? old->generation + 1 : 1, err, sizeof(err));
+
+		sk_host_set_unref(old);
+		if (hs == NULL) {
+			sk_log_error(SK_LOG_UPSTREAM, "cluster '%s': %s", cc->name, err);
+		} else {
+			publish(c, hs, c->main_shard);
+			sk_log_debug(SK_LOG_UPSTREAM, "cluster '%s': %zu hosts after DNS", cc->name, hs->n_hosts);
+		}
+		c->n_resolved = 0;
+	}
+	ev_timer_set(&c->refresh, cc->dns_refresh_rate, 0.);
+	ev_timer_start(c->loop, &c->refresh);
+}
+
+static void on_refresh(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dns_round(w->data);
+}
+
+static void dns_round(struct sk_cluster *c)
+{
+	const struct sk_cluster_config *cc = c->config;
+	size_t l, e, q = 0;
+
+	c->pending = 0;
+	for (l = 0; l < cc->n_localities; l++)
+		c->pending += cc->localities[l].n_endpoints;
+	if (c->pending == 0)
+		return;
+	for (l = 0; l < cc->n_localities; l++) {
+		for (e = 0; e < cc->localities[l].n_endpoints; e++, q++) {
+			struct dns_ctx *ctx = malloc(sizeof(*ctx));
+
+			if (ctx == NULL) {
+				c->pending--;
+				continue;
+			}
+			*ctx = (struct dns_ctx){c, l, e, q};
+			c->queries[q] = sk_dns_resolve(c->dns, cc->localities[l].endpoints[e].hostname,
+						       cc->localities[l].endpoints[e].port, dns_family(cc),
+						       on_resolved, ctx);
+			if (c->queries[q] == NULL) {
+				free(ctx);
+				c->pending--;
+			}
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* lifecycle                                                                           */
+
+static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
+{
+	const char *n = c->config->stat_name;
+	struct sk_cluster_stats *s = &c->st;
+
+#define C(field) s->field = sk_stats_counterf(st, "cluster.%s." #field, n)
+#define G(field) s->field = sk_stats_gaugef(st, SK_GAUGE_SUM, "cluster.%s." #field, n)
+	C(upstream_cx_total);
+	G(upstream_cx_active);
+	C(upstream_cx_connect_fail);
+	C(upstream_cx_connect_timeout);
+	C(upstream_cx_connect_attempts_exceeded);
+	C(upstream_cx_overflow);
+	C(upstream_cx_none_healthy);
+	C(upstream_cx_destroy);
+	C(upstream_cx_destroy_local);
+	C(upstream_cx_destroy_remote);
+	C(upstream_cx_rx_bytes_total);
+	C(upstream_cx_tx_bytes_total);
+	G(membership_total);
+	G(membership_healthy);
+	C(membership_change);
+	C(update_success);
+	C(update_failure);
+	s->circuit_breakers_cx_open = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY,
+						      "cluster.%s.circuit_breakers.default.cx_open", n);
+#undef C
+#undef G
+	{
+		char name[512];
+
+		snprintf(name, sizeof(name), "cluster.%s.upstream_cx_length_ms", n);
+		s->upstream_cx_length_ms = sk_stats_histogram(st, name);
+	}
+	/* membership gauges are written by the main thread only */
+	s->membership_total = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY, "cluster.%s.membership_total", n);
+	s->membership_healthy = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY, "cluster.%s.membership_healthy", n);
+}
+
+struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_store *stats,
+				  struct sk_stats_shard *main_shard, struct sk_dns *dns,
+				  struct ev_loop *loop, uint32_t n_workers, char *err, size_t errlen)
+{
+	struct sk_cluster *c = calloc(1, sizeof(*c));
+	struct sk_host_set *hs = NULL;
+	uint32_t i;
+
+	if (c == NULL) {
+		sk_cluster_config_free(cc);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&c->refcnt, 1);
+	atomic_init(&c->active_cx, 0);
+	c->config = cc;
+	c->loop = loop;
+	c->dns = dns;
+	c->main_shard = main_shard;
+	pthread_mutex_init(&c->hosts_lock, NULL);
+	register_stats(c, stats);
+	c->n_slots = n_workers;
+	c->slots = calloc(n_workers ? n_workers : 1, sizeof(*c->slots));
+	if (c->slots == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n_workers; i++)
+		c->slots[i].seed = 0x9e3779b97f4a7c15ULL * (i + 1) ^ (uint64_t)(uintptr_t)c;
+	if (cc->type == SK_CLUSTER_STRICT_DNS || cc->type == SK_CLUSTER_LOGICAL_DNS)
+		hs = host_set_new(NULL, 0, &cc->lb, 0, err, errlen);
+	else
+		hs = static_hosts(cc, err, errlen);
+	if (hs == NULL)
+		goto fail;
+	atomic_init(&c->hosts, NULL);
+	publish(c, hs, main_shard);
+	if ((cc->type == SK_CLUSTER_STRICT_DNS || cc->type == SK_CLUSTER_LOGICAL_DNS) && dns != NULL) {
+		size_t total = 0, l;
+
+		for (l = 0; l < cc->n_localities; l++)
+			total += cc->localities[l].n_endpoints;
+		c->queries = calloc(total ? total : 1, sizeof(*c->queries));
+		if (c->queries == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		ev_init(&c->refresh, on_refresh);
+		c->refresh.data = c;
+		dns_round(c);
+	}
+	return c;
+fail:
+	sk_cluster_unref(c);
+	return NULL;
+}
+
+struct sk_cluster *sk_cluster_ref(struct sk_cluster *c)
+{
+	atomic_fetch_add_explicit(&c->refcnt, 1, memory_order_relaxed);
+	return c;
+}
+
+void sk_cluster_unref(struct sk_cluster *c)
+{
+	uint32_t i;
+	size_t q, total = 0, l;
+
+	if (c == NULL || atomic_fetch_sub_explicit(&c->refcnt, 1, memory_order_acq_rel) != 1)
+		return;
+	if (c->queries) {
+		for (l = 0; l < c->config->n_localities; l++)
+			total += c->config->localities[l].n_endpoints;
+		for (q = 0; q < total; q++)
+			if (c->queries[q])
+				sk_dns_cancel(c->queries[q]);
+		ev_timer_stop(c->loop, &c->refresh);
+	}
+	for (i = 0; i < c->n_slots; i++)
+		sk_cluster_slot_release(c, i);
+	free(c->slots);
+	free(c->queries);
+	free(c->resolved);
+	sk_host_set_unref(atomic_load(&c->hosts));
+	pthread_mutex_destroy(&c->hosts_lock);
+	sk_cluster_config_free(c->config);
+	free(c);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* picking                                                                             */
+
+void sk_cluster_slot_release(struct sk_cluster *c, uint32_t slot)
+{
+	struct sk_cluster_slot *s = &c->slots[slot];
+	size_t p;
+
+	if (s->hosts == NULL)
+		return;
+	for (p = 0; p < s->hosts->n_priorities; p++)
+		sk_lb_free(s->lbs[p]);
+	free(s->lbs);
+	s->lbs = NULL;
+	sk_host_set_unref(s->hosts);
+	s->hosts = NULL;
+}
+
+/* Takes the worker's view up to the cluster's current host set. */
+static bool refresh_slot(struct sk_cluster *c, struct sk_cluster_slot *s)
+{
+	struct sk_host_set *hs = sk_cluster_hosts(c);
+	size_t p;
+
+	sk_cluster_slot_release(c, (uint32_t)(s - c->slots));
+	if (hs == NULL)
+		return false;
+	s->lbs = calloc(hs->n_priorities ? hs->n_priorities : 1, sizeof(*s->lbs));
+	if (s->lbs == NULL) {
+		sk_host_set_unref(hs);
+		return false;
+	}
+	for (p = 0; p < hs->n_priorities; p++)
+		s->lbs[p] = sk_lb_new(hs->priorities[p].table, s->seed + p);
+	s->hosts = hs;
+	return true;
+}
+
+static uint64_t next_random(struct sk_cluster_slot *s)
+{
+	s->seed ^= s->seed << 13;
+	s->seed ^= s->seed >> 7;
+	s->seed ^= s->seed << 17;
+	return s->seed;
+}
+
+/* Envoy's priority load: each level takes min(its health * 1.4, what is left) of the
+ * traffic, in order; a random draw in [0, 100) picks the level. */
+static int pick_priority(const struct sk_host_set *hs, uint64_t r)
+{
+	double left = 100.0, draw = (double)(r % 10000) / 100.0, acc = 0;
+	size_t p;
+	int fallback = -1;
+
+	for (p = 0; p < hs->n_priorities && left > 0; p++) {
+		const struct sk_priority_set *ps = &hs->priorities[p];
+		double health, load;
+
+		if (ps->n_hosts == 0 || ps->n_healthy == 0)
+			continue;
+		if (fallback < 0)
+			fallback = (int)p;
+		health = 100.0 * OVERPROVISIONING * (double)ps->n_healthy / (double)ps->n_hosts;
+		load = health < left ? health : left;
+		acc += load;
+		left -= load;
+		if (draw < acc)
+			return (int)p;
+	}
+	/* total health under 100%: Envoy normalizes; the first level with a host takes the rest */
+	return fallback;
+}
+
+struct sk_host *sk_cluster_pick(struct sk_cluster *c, uint32_t slot, uint64_t hash, bool has_hash,
+				 struct sk_host_set **set_out)
+{
+	struct sk_cluster_slot *s = &c->slots[slot];
+	struct sk_host_set *hs = atomic_load_explicit(&c->hosts, memory_order_acquire);
+	const struct sk_priority_set *ps;
+	int p, idx;
+
+	if (hs != s->hosts && !refresh_slot(c, s))
+		return NULL;
+	p = pick_priority(s->hosts, next_random(s));
+	if (p < 0)
+		return NULL;
+	ps = &s->hosts->priorities[p];
+	idx = sk_lb_pick(s->lbs[p], hash, has_hash, NULL, NULL);
+	if (idx < 0)
+		return NULL;
+	if (set_out)
+		*set_out = s->hosts;
+	return &s->hosts->hosts[ps->healthy[idx]];
+}

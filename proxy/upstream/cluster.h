@@ -1,0 +1,116 @@
+/* cluster: a cluster at run time — its config, its current host set (replaced whole when
+ * DNS or EDS changes it, never edited in place), its circuit-breaker counters and stats,
+ * and each worker's load balancer over the host set. Clusters are refcounted: they outlive
+ * config snapshots and live as long as a connection uses them.
+ * Threads: the main thread creates clusters and publishes host sets; workers pick hosts,
+ * each through its own slot (no lock on the hot path). */
+#ifndef SKIFF_PROXY_UPSTREAM_CLUSTER_H
+#define SKIFF_PROXY_UPSTREAM_CLUSTER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "proxy/stats/stats.h"
+#include "proxy/upstream/lb.h"
+#include "xds/translate/cluster.h"
+
+struct sk_dns;
+
+/* One upstream endpoint. Counters are updated by every worker (atomics). */
+struct sk_host {
+	struct sk_addr addr;
+	char key[SK_ADDR_TEXT_MAX];       /* "ip:port": hash key and /clusters name */
+	char hostname[256];               /* DNS clusters: the name it came from */
+	uint32_t weight;
+	uint32_t priority;
+	enum sk_health health;
+	bool tls;                         /* its transport socket is TLS (not served yet) */
+	atomic_uint_fast64_t cx_total, cx_connect_fail;
+	atomic_uint_fast32_t cx_active;
+};
+
+struct sk_priority_set {
+	uint32_t priority;
+	size_t n_hosts, n_healthy;
+	uint32_t *healthy;                /* indexes into the host set's hosts */
+	struct sk_lb_table *table;        /* over the healthy hosts, in that order */
+};
+
+/* Immutable once published; freed when its last holder releases it. */
+struct sk_host_set {
+	atomic_uint refcnt;
+	uint64_t generation;
+	size_t n_hosts;
+	struct sk_host *hosts;
+	size_t n_priorities;
+	struct sk_priority_set *priorities;  /* ascending priority */
+};
+
+struct sk_cluster_stats {
+	sk_stat_id upstream_cx_total, upstream_cx_active, upstream_cx_connect_fail,
+		upstream_cx_connect_timeout, upstream_cx_connect_attempts_exceeded,
+		upstream_cx_overflow, upstream_cx_none_healthy, upstream_cx_destroy,
+		upstream_cx_destroy_local, upstream_cx_destroy_remote, upstream_cx_rx_bytes_total,
+		upstream_cx_tx_bytes_total, upstream_cx_length_ms, membership_total,
+		membership_healthy, membership_change, update_success, update_failure,
+		circuit_breakers_cx_open, upstream_cx_tls_not_supported;
+};
+
+/* What one worker keeps for a cluster: its view of the host set and its balancers. */
+struct sk_cluster_slot {
+	struct sk_host_set *hosts;        /* referenced */
+	struct sk_lb **lbs;               /* one per priority */
+	uint64_t seed;
+};
+
+struct sk_cluster {
+	atomic_uint refcnt;
+	struct sk_cluster_config *config; /* owned */
+	struct sk_cluster_stats st;
+	pthread_mutex_t hosts_lock;       /* taken only to swap or to take a reference */
+	struct sk_host_set *_Atomic hosts;
+	atomic_uint active_cx;            /* circuit breaker: open upstream connections */
+	uint32_t n_slots;
+	struct sk_cluster_slot *slots;    /* one per worker */
+	/* DNS clusters (main thread only) */
+	struct sk_dns *dns;
+	struct ev_loop *loop;
+	struct sk_stats_shard *main_shard;
+	ev_timer refresh;
+	size_t pending;                   /* queries in flight for this round */
+	struct sk_dns_query **queries;
+	struct sk_host *resolved;         /* hosts gathered in this round */
+	size_t n_resolved, cap_resolved;
+};
+
+/* Creates the cluster for cc (taking ownership of it), registers its stats, builds the
+ * host set of STATIC/EDS endpoints, and starts resolution for DNS clusters on `loop`.
+ * n_workers slots are prepared. Returns NULL with err set. */
+struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_store *stats,
+				  struct sk_stats_shard *main_shard, struct sk_dns *dns,
+				  struct ev_loop *loop, uint32_t n_workers, char *err, size_t errlen);
+struct sk_cluster *sk_cluster_ref(struct sk_cluster *c);
+/* Drops a reference; the last one stops DNS (main thread) and frees. */
+void sk_cluster_unref(struct sk_cluster *c);
+
+/* Picks a healthy host for worker `slot` (Envoy's priority load with overprovisioning 1.4,
+ * then the cluster's balancer). `hash`: tcp_proxy passes the source IP's. Returns NULL when
+ * no host is healthy. The host stays valid while the worker's slot holds its host set:
+ * callers keep a reference with sk_host_set_ref when they hold the host longer. */
+struct sk_host *sk_cluster_pick(struct sk_cluster *c, uint32_t slot, uint64_t hash, bool has_hash,
+				 struct sk_host_set **set_out);
+
+struct sk_host_set *sk_host_set_ref(struct sk_host_set *hs);
+void sk_host_set_unref(struct sk_host_set *hs);
+
+/* The current host set, referenced (for /clusters). */
+struct sk_host_set *sk_cluster_hosts(struct sk_cluster *c);
+
+/* Releases a worker's slot (worker thread, on shutdown). */
+void sk_cluster_slot_release(struct sk_cluster *c, uint32_t slot);
+
+#endif

@@ -1,0 +1,79 @@
+/* listener: an Envoy v3 Listener (protobuf) -> struct sk_listener_config: its address, the
+ * listener filters skiff runs, the filter-chain matcher and each chain's network filter,
+ * validated. Immutable once built; owned by the snapshot that holds it. */
+#ifndef SKIFF_XDS_TRANSLATE_LISTENER_H
+#define SKIFF_XDS_TRANSLATE_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/listener/filter_chain.h"
+#include "skiff_protos.h"
+#include "xds/translate/address.h"
+
+struct sk_weighted_cluster {
+	char *name;
+	uint32_t weight;
+};
+
+/* A file access log: path ("/dev/stdout" works) and an Envoy format string. */
+struct sk_access_log_config {
+	char *path;
+	char *format;
+};
+
+struct sk_tcp_proxy_config {
+	char *stat_prefix;
+	char *cluster;                        /* NULL when weighted */
+	size_t n_weighted;
+	struct sk_weighted_cluster *weighted;
+	uint64_t total_weight;
+	double idle_timeout;                  /* seconds; default 3600; 0 disables */
+	uint32_t max_connect_attempts;        /* default 1 */
+	size_t n_access_logs;
+	struct sk_access_log_config *access_logs;
+};
+
+struct sk_filter_chain_config {
+	char *name;
+	bool tcp_proxy;                       /* the terminal filter is tcp_proxy ... */
+	struct sk_tcp_proxy_config tcp;
+	bool http;                            /* ... or http_connection_manager (L7 issue) */
+	bool tls;                             /* transport_socket is TLS (mTLS issue) */
+	unsigned observe_only;                /* filters accepted without effect (istio.stats, ...) */
+};
+
+enum sk_direction { SK_DIR_UNSPECIFIED, SK_DIR_INBOUND, SK_DIR_OUTBOUND };
+
+struct sk_listener_config {
+	char *name;
+	char *stat_name;                      /* listener.<stat_name>.*: stat_prefix or "0.0.0.0_15001" */
+	struct sk_addr addr;
+	bool bind_to_port;
+	bool use_original_dst;
+	enum sk_direction direction;
+	uint32_t buffer_limit;                /* per_connection_buffer_limit_bytes, default 1 MiB */
+	double filters_timeout;               /* listener_filters_timeout, default 15 s; 0 = none */
+	bool continue_on_timeout;
+	bool original_dst;                    /* envoy.filters.listener.original_dst */
+	bool tls_inspector;
+	bool http_inspector;
+	struct sk_fcm *fcm;
+	size_t n_chains;
+	struct sk_filter_chain_config *chains;
+	struct sk_filter_chain_config *default_chain; /* NULL when none */
+	bool served;                          /* every chain has a filter skiff serves today */
+};
+
+/* Translates l; NULL with err ("listener 'x': filter_chains[2].filters[0]: ...") when it
+ * cannot be honoured. *observe_only counts filters accepted without effect. */
+struct sk_listener_config *sk_listener_config_new(const Envoy__Config__Listener__V3__Listener *l,
+						  char *err, size_t errlen);
+void sk_listener_config_free(struct sk_listener_config *lc);
+
+/* The message type inside an Any, looking through udpa/xds TypedStruct wrappers:
+ * "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy". "" when none. */
+const char *sk_typed_config_name(const Google__Protobuf__Any *any, char *buf, size_t len);
+
+#endif
