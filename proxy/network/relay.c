@@ -236,6 +236,13 @@ static void pump(struct sk_relay *r, struct relay_dir *d)
 	}
 	if (moved)
 		r->last_active = ev_now(r->loop);
+	/* An idle connection keeps no buffer: the ring is given back whenever it empties,
+	 * which keeps skiff's cost per idle connection to the relay itself. */
+	if (d->inflight == 0 && d->buf != NULL) {
+		free(d->buf);
+		d->buf = NULL;
+		d->head = 0;
+	}
 	if (d->eof && d->inflight == 0 && !d->shut) {
 		d->shut = true;
 		if (shutdown(d->dst, SHUT_WR) < 0 && errno != ENOTCONN) {

@@ -139,13 +139,28 @@ static void on_relay_done(void *ctx, enum sk_relay_end why, int err)
 	finish(tp);
 }
 
+/* SKIFF_RELAY=splice selects splice(2) (for benchmarks; read/write is the default). */
+static bool use_splice(void)
+{
+	static int cached = -1; /* read by every worker: atomics keep it race-free */
+	int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (v < 0) {
+		const char *e = getenv("SKIFF_RELAY");
+
+		v = e != NULL && strcmp(e, "splice") == 0;
+		__atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
+
 static void start_relay(struct sk_tcp_proxy *tp)
 {
 	struct sk_conn *c = tp->c;
 	/* read/write beat splice on loopback in our measurements (bench/RESULTS.md); splice
 	 * also charges every pipe to the uid's pipe-buffer quota */
 	struct sk_relay_opts o = {
-		.use_splice = false,
+		.use_splice = use_splice(),
 		.buffer_limit = c->l->cfg->buffer_limit,
 		.idle_timeout = c->chain->tcp.idle_timeout,
 	};
