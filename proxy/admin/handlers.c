@@ -9,6 +9,7 @@
 #include "proxy/log/log.h"
 #include "proxy/server/listener_manager.h"
 #include "proxy/server/server.h"
+#include "proxy/server/snapshot.h"
 #include "xds/pbjson.h"
 
 static void help(const struct sk_admin_request *req, struct sk_admin_response *resp)
@@ -214,105 +215,135 @@ static void listeners(const struct sk_admin_request *req, struct sk_admin_respon
 	}
 }
 
-/* name::<label>::max_*::N for one priority: the cluster's circuit_breakers thresholds for
- * that priority (the first entry naming it, as Envoy), Envoy's defaults where unset. */
-static void print_thresholds(FILE *f, const Envoy__Config__Cluster__V3__Cluster *c,
-			     Envoy__Config__Core__V3__RoutingPriority priority, const char *label)
+/* name::<label>::max_*::N for one priority, from the cluster's translated thresholds. */
+static void print_thresholds(FILE *f, const struct sk_cluster_config *cc, int prio, const char *label)
 {
-	const Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *t = NULL;
-	size_t i;
+	const struct sk_circuit_breakers *t = &cc->cb[prio];
 
-	for (i = 0; c->circuit_breakers && i < c->circuit_breakers->n_thresholds; i++) {
-		if (c->circuit_breakers->thresholds[i]->priority == priority) {
-			t = c->circuit_breakers->thresholds[i];
-			break;
-		}
-	}
-#define LIMIT(field, dflt) (t && t->field ? t->field->value : (dflt))
-	fprintf(f, "%s::%s::max_connections::%u\n", c->name, label, LIMIT(max_connections, 1024));
-	fprintf(f, "%s::%s::max_pending_requests::%u\n", c->name, label,
-		LIMIT(max_pending_requests, 1024));
-	fprintf(f, "%s::%s::max_requests::%u\n", c->name, label, LIMIT(max_requests, 1024));
-	fprintf(f, "%s::%s::max_retries::%u\n", c->name, label, LIMIT(max_retries, 3));
-#undef LIMIT
+	fprintf(f, "%s::%s::max_connections::%u\n", cc->name, label, t->max_connections);
+	fprintf(f, "%s::%s::max_pending_requests::%u\n", cc->name, label, t->max_pending_requests);
+	fprintf(f, "%s::%s::max_requests::%u\n", cc->name, label, t->max_requests);
+	fprintf(f, "%s::%s::max_retries::%u\n", cc->name, label, t->max_retries);
 }
 
-/* /clusters: the static clusters, their circuit-breaker defaults and hosts, in Envoy's
- * text format (name::key::value) or as envoy.admin.v3.Clusters JSON. */
+static const char *health_flags(enum sk_health h)
+{
+	switch (h) {
+	case SK_HEALTH_UNHEALTHY:
+		return "/failed_eds_health";
+	case SK_HEALTH_DRAINING:
+		return "/pending_dynamic_removal";
+	case SK_HEALTH_DEGRADED:
+		return "/degraded_eds_health";
+	case SK_HEALTH_TIMEOUT:
+		return "/failed_eds_health";
+	default:
+		return "healthy";
+	}
+}
+
+static const char *eds_health(enum sk_health h)
+{
+	static const char *const names[] = {"UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED"};
+
+	return names[h];
+}
+
+static void host_text(FILE *f, const char *cluster, const struct sk_host *h)
+{
+	const char *k = h->key;
+
+	fprintf(f, "%s::%s::cx_active::%u\n", cluster, k, (unsigned)atomic_load(&h->cx_active));
+	fprintf(f, "%s::%s::cx_connect_fail::%llu\n", cluster, k,
+		(unsigned long long)atomic_load(&h->cx_connect_fail));
+	fprintf(f, "%s::%s::cx_total::%llu\n", cluster, k, (unsigned long long)atomic_load(&h->cx_total));
+	fprintf(f, "%s::%s::rq_active::0\n%s::%s::rq_error::0\n%s::%s::rq_success::0\n"
+		   "%s::%s::rq_timeout::0\n%s::%s::rq_total::0\n", cluster, k, cluster, k, cluster, k,
+		cluster, k, cluster, k);
+	fprintf(f, "%s::%s::hostname::%s\n", cluster, k, h->hostname);
+	fprintf(f, "%s::%s::health_flags::%s\n", cluster, k, health_flags(h->health));
+	fprintf(f, "%s::%s::weight::%u\n", cluster, k, h->weight);
+	fprintf(f, "%s::%s::region::\n%s::%s::zone::\n%s::%s::sub_zone::\n", cluster, k, cluster, k,
+		cluster, k);
+	fprintf(f, "%s::%s::canary::false\n", cluster, k);
+	fprintf(f, "%s::%s::priority::%u\n", cluster, k, h->priority);
+	fprintf(f, "%s::%s::success_rate::-1\n%s::%s::local_origin_success_rate::-1\n", cluster, k,
+		cluster, k);
+}
+
+static json_t *host_json(const struct sk_host *h)
+{
+	json_t *o = json_object(), *addr = json_object(), *sa = json_object(), *stats = json_array();
+	json_t *hs = json_object();
+	char ip[SK_ADDR_TEXT_MAX], num[24];
+	const char *colon;
+
+	/* "ip:port" / "[ip]:port" back into address and port_value */
+	snprintf(ip, sizeof(ip), "%s", h->key[0] == '[' ? h->key + 1 : h->key);
+	colon = strrchr(ip, ':');
+	if (colon)
+		ip[colon - ip - (h->key[0] == '[')] = '\0';
+	json_object_set_new(sa, "address", json_string(ip));
+	json_object_set_new(sa, "port_value", json_integer(sk_addr_port(&h->addr)));
+	json_object_set_new(addr, "socket_address", sa);
+	json_object_set_new(o, "address", addr);
+#define STAT(name, v)                                                                     \
+	do {                                                                              \
+		json_t *st = json_object();                                               \
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)(v));             \
+		json_object_set_new(st, "name", json_string(name));                       \
+		json_object_set_new(st, "value", json_string(num));                       \
+		json_array_append_new(stats, st);                                         \
+	} while (0)
+	STAT("cx_connect_fail", atomic_load(&h->cx_connect_fail));
+	STAT("cx_total", atomic_load(&h->cx_total));
+	STAT("cx_active", atomic_load(&h->cx_active));
+#undef STAT
+	json_object_set_new(o, "stats", stats);
+	json_object_set_new(hs, "eds_health_status", json_string(eds_health(h->health)));
+	json_object_set_new(o, "health_status", hs);
+	json_object_set_new(o, "weight", json_integer(h->weight));
+	if (h->hostname[0])
+		json_object_set_new(o, "hostname", json_string(h->hostname));
+	json_object_set_new(o, "priority", json_integer(h->priority));
+	return o;
+}
+
+/* /clusters: every cluster with its circuit-breaker thresholds and live hosts (counters
+ * from the data plane), in Envoy's text format (name::key::value) or as
+ * envoy.admin.v3.Clusters JSON. */
 static void clusters(const struct sk_admin_request *req, struct sk_admin_response *resp)
 {
-	struct sk_server *s = req->server;
-	const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = s->bootstrap->static_resources;
-	size_t i, l, e, n = sr ? sr->n_clusters : 0;
+	struct sk_snapshot *snap = req->server->snapshot;
 	bool json = wants_json(req);
 	json_t *statuses = json_array();
 	char *out = NULL;
-	size_t len = 0;
+	size_t len = 0, i, k;
 	FILE *f = json ? NULL : open_memstream(&out, &len);
-	char addr[160];
 
-	for (i = 0; i < n; i++) {
-		const Envoy__Config__Cluster__V3__Cluster *c = sr->clusters[i];
-		const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = c->load_assignment;
-		json_t *hosts = json_array(), *st = json_object();
+	for (i = 0; snap && i < snap->n_clusters; i++) {
+		struct sk_cluster *c = snap->clusters[i];
+		const struct sk_cluster_config *cc = c->config;
+		struct sk_host_set *hs = sk_cluster_hosts(c);
 
 		if (f) {
-			fprintf(f, "%s::observability_name::%s\n", c->name,
-				c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name : c->name);
-			print_thresholds(f, c, ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__DEFAULT,
-					 "default_priority");
-			print_thresholds(f, c, ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__HIGH,
-					 "high_priority");
-			fprintf(f, "%s::added_via_api::false\n", c->name);
-		}
-		for (l = 0; la && l < la->n_endpoints; l++) {
-			for (e = 0; e < la->endpoints[l]->n_lb_endpoints; e++) {
-				const Envoy__Config__Endpoint__V3__LbEndpoint *lbe =
-					la->endpoints[l]->lb_endpoints[e];
-				const Envoy__Config__Core__V3__Address *a =
-					lbe->endpoint ? lbe->endpoint->address : NULL;
-				uint32_t w = lbe->load_balancing_weight ? lbe->load_balancing_weight->value : 1;
+			fprintf(f, "%s::observability_name::%s\n", cc->name, cc->stat_name);
+			print_thresholds(f, cc, 0, "default_priority");
+			print_thresholds(f, cc, 1, "high_priority");
+			fprintf(f, "%s::added_via_api::false\n", cc->name);
+			for (k = 0; hs && k < hs->n_hosts; k++)
+				host_text(f, cc->name, &hs->hosts[k]);
+		} else {
+			json_t *st = json_object(), *hosts = json_array();
 
-				address_text(a, addr, sizeof(addr));
-				if (f) {
-					fprintf(f, "%s::%s::cx_active::0\n", c->name, addr);
-					fprintf(f, "%s::%s::cx_connect_fail::0\n", c->name, addr);
-					fprintf(f, "%s::%s::cx_total::0\n", c->name, addr);
-					fprintf(f, "%s::%s::rq_active::0\n", c->name, addr);
-					fprintf(f, "%s::%s::rq_error::0\n", c->name, addr);
-					fprintf(f, "%s::%s::rq_success::0\n", c->name, addr);
-					fprintf(f, "%s::%s::rq_timeout::0\n", c->name, addr);
-					fprintf(f, "%s::%s::rq_total::0\n", c->name, addr);
-					fprintf(f, "%s::%s::hostname::\n", c->name, addr);
-					fprintf(f, "%s::%s::health_flags::healthy\n", c->name, addr);
-					fprintf(f, "%s::%s::weight::%u\n", c->name, addr, w);
-					fprintf(f, "%s::%s::region::\n", c->name, addr);
-					fprintf(f, "%s::%s::zone::\n", c->name, addr);
-					fprintf(f, "%s::%s::sub_zone::\n", c->name, addr);
-					fprintf(f, "%s::%s::canary::false\n", c->name, addr);
-					fprintf(f, "%s::%s::priority::%u\n", c->name, addr,
-						la->endpoints[l]->priority);
-					fprintf(f, "%s::%s::success_rate::-1\n", c->name, addr);
-					fprintf(f, "%s::%s::local_origin_success_rate::-1\n", c->name, addr);
-				} else {
-					json_t *h = json_object(), *hs = json_object();
-
-					if (a)
-						json_object_set_new(h, "address", sk_pbjson_encode(&a->base, NULL));
-					json_object_set_new(hs, "eds_health_status", json_string("HEALTHY"));
-					json_object_set_new(h, "health_status", hs);
-					json_object_set_new(h, "weight", json_integer(w));
-					json_object_set_new(h, "priority", json_integer(la->endpoints[l]->priority));
-					json_array_append_new(hosts, h);
-				}
-			}
+			for (k = 0; hs && k < hs->n_hosts; k++)
+				json_array_append_new(hosts, host_json(&hs->hosts[k]));
+			json_object_set_new(st, "name", json_string(cc->name));
+			json_object_set_new(st, "observability_name", json_string(cc->stat_name));
+			json_object_set_new(st, "host_statuses", hosts);
+			json_array_append_new(statuses, st);
 		}
-		json_object_set_new(st, "name", json_string(c->name));
-		json_object_set_new(st, "observability_name",
-				    json_string(c->alt_stat_name && c->alt_stat_name[0] ? c->alt_stat_name
-											: c->name));
-		json_object_set_new(st, "host_statuses", hosts);
-		json_array_append_new(statuses, st);
+		sk_host_set_unref(hs);
 	}
 	if (json) {
 		json_t *root = json_object();
