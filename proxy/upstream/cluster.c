@@ -30,8 +30,11 @@ void sk_host_set_unref(struct sk_host_set *hs)
 	if (hs == NULL || atomic_fetch_sub_explicit(&hs->refcnt, 1, memory_order_acq_rel) != 1)
 		return;
 	for (p = 0; p < hs->n_priorities; p++) {
-		free(hs->priorities[p].healthy);
-		sk_lb_table_free(hs->priorities[p].table);
+		for (size_t g = 0; g < hs->priorities[p].n_groups; g++) {
+			free(hs->priorities[p].groups[g].healthy);
+			sk_lb_table_free(hs->priorities[p].groups[g].table);
+		}
+		free(hs->priorities[p].groups);
 	}
 	free(hs->priorities);
 	free(hs->hosts);
@@ -50,10 +53,41 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Builds a host set from hosts[0..n) (copied), grouped by priority with a balancer table
- * per priority over its healthy hosts. */
+/* Fills group g with the hosts of priority prio (and locality loc, unless loc < 0). */
+static int build_group(struct sk_host_set *hs, struct sk_host_group *g, uint32_t prio, long loc,
+		       const struct sk_lb_config *lbc, char *err, size_t errlen)
+{
+	struct sk_lb_host *lh = calloc(hs->n_hosts ? hs->n_hosts : 1, sizeof(*lh));
+	size_t i;
+
+	g->healthy = calloc(hs->n_hosts ? hs->n_hosts : 1, sizeof(*g->healthy));
+	if (lh == NULL || g->healthy == NULL) {
+		free(lh);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < hs->n_hosts; i++) {
+		const struct sk_host *h = &hs->hosts[i];
+
+		if (h->priority != prio || (loc >= 0 && h->locality != (uint32_t)loc))
+			continue;
+		g->weight = h->locality_weight;
+		g->n_hosts++;
+		if (!is_healthy(h->health))
+			continue;
+		lh[g->n_healthy].key = h->key;
+		lh[g->n_healthy].weight = h->weight;
+		g->healthy[g->n_healthy++] = (uint32_t)i;
+	}
+	g->table = sk_lb_table_new(lbc, lh, g->n_healthy, err, errlen);
+	free(lh);
+	return g->table ? 0 : -EINVAL;
+}
+
+/* Builds a host set from hosts[0..n) (copied), grouped by priority (and by locality when
+ * locality weighting is on), with a balancer table per group over its healthy hosts. */
 static struct sk_host_set *host_set_new(const struct sk_host *hosts, size_t n, const struct sk_lb_config *lbc,
-					uint64_t generation, char *err, size_t errlen)
+					bool by_locality, uint64_t generation, char *err, size_t errlen)
 {
 	struct sk_host_set *hs = calloc(1, sizeof(*hs));
 	uint32_t *prios = calloc(n ? n : 1, sizeof(*prios));
@@ -84,30 +118,34 @@ static struct sk_host_set *host_set_new(const struct sk_host *hosts, size_t n, c
 	hs->n_priorities = np;
 	for (p = 0; p < np; p++) {
 		struct sk_priority_set *ps = &hs->priorities[p];
-		struct sk_lb_host *lh = calloc(n ? n : 1, sizeof(*lh));
+		uint32_t locs[256];
+		size_t nloc = 0, g, k;
 
 		ps->priority = prios[p];
-		ps->healthy = calloc(n ? n : 1, sizeof(*ps->healthy));
-		if (lh == NULL || ps->healthy == NULL) {
-			free(lh);
+		if (by_locality) {
+			for (i = 0; i < n && nloc < 256; i++) {
+				if (hs->hosts[i].priority != ps->priority)
+					continue;
+				for (k = 0; k < nloc && locs[k] != hs->hosts[i].locality; k++)
+					;
+				if (k == nloc)
+					locs[nloc++] = hs->hosts[i].locality;
+			}
+		}
+		ps->n_groups = by_locality ? nloc : 1;
+		ps->groups = calloc(ps->n_groups ? ps->n_groups : 1, sizeof(*ps->groups));
+		if (ps->groups == NULL)
 			goto oom;
-		}
-		for (i = 0; i < n; i++) {
-			if (hs->hosts[i].priority != ps->priority)
-				continue;
-			ps->n_hosts++;
-			if (!is_healthy(hs->hosts[i].health))
-				continue;
-			lh[ps->n_healthy].key = hs->hosts[i].key;
-			lh[ps->n_healthy].weight = hs->hosts[i].weight;
-			ps->healthy[ps->n_healthy++] = (uint32_t)i;
-		}
-		ps->table = sk_lb_table_new(lbc, lh, ps->n_healthy, err, errlen);
-		free(lh);
-		if (ps->table == NULL) {
-			free(prios);
-			sk_host_set_unref(hs);
-			return NULL;
+		for (g = 0; g < ps->n_groups; g++) {
+			if (build_group(hs, &ps->groups[g], ps->priority, by_locality ? (long)locs[g] : -1, lbc,
+					err, errlen) < 0) {
+				free(prios);
+				sk_host_set_unref(hs);
+				return NULL;
+			}
+			ps->groups[g].lb_index = hs->n_groups++;
+			ps->n_hosts += ps->groups[g].n_hosts;
+			ps->n_healthy += ps->groups[g].n_healthy;
 		}
 	}
 	free(prios);
@@ -153,11 +191,14 @@ struct sk_host_set *sk_cluster_hosts(struct sk_cluster *c)
 	return hs;
 }
 
-static void fill_host(struct sk_host *h, const struct sk_endpoint_config *ep, const struct sk_locality_config *loc)
+static void fill_host(struct sk_host *h, const struct sk_endpoint_config *ep, const struct sk_locality_config *loc,
+		      uint32_t locality)
 {
 	memset(h, 0, sizeof(*h));
 	h->weight = ep->weight ? ep->weight : 1;
 	h->priority = loc->priority;
+	h->locality = locality;
+	h->locality_weight = loc->weight;
 	h->health = ep->health;
 	h->tls = ep->tls;
 	if (ep->hostname)
@@ -182,13 +223,13 @@ static struct sk_host_set *static_hosts(const struct sk_cluster_config *cc, char
 		for (e = 0; e < cc->localities[l].n_endpoints; e++) {
 			const struct sk_endpoint_config *ep = &cc->localities[l].endpoints[e];
 
-			fill_host(&hosts[n], ep, &cc->localities[l]);
+			fill_host(&hosts[n], ep, &cc->localities[l], (uint32_t)l);
 			hosts[n].addr = ep->addr;
 			sk_addr_format(&ep->addr, hosts[n].key, sizeof(hosts[n].key));
 			n++;
 		}
 	}
-	hs = host_set_new(hosts, n, &cc->lb, 1, err, errlen);
+	hs = host_set_new(hosts, n, &cc->lb, cc->locality_weighted, 1, err, errlen);
 	free(hosts);
 	return hs;
 }
@@ -252,7 +293,7 @@ static void on_resolved(void *arg, const struct sk_dns_result *r)
 		for (i = 0; i < take; i++) {
 			struct sk_host h;
 
-			fill_host(&h, ep, loc);
+			fill_host(&h, ep, loc, (uint32_t)ctx->locality);
 			h.addr.ss = r->addrs[i];
 			h.addr.len = r->addrs[i].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								       : sizeof(struct sockaddr_in);
@@ -266,7 +307,7 @@ static void on_resolved(void *arg, const struct sk_dns_result *r)
 	{
 		char err[256];
 		struct sk_host_set *old = sk_cluster_hosts(c);
-		struct sk_host_set *hs = host_set_new(c->resolved, c->n_resolved, &cc->lb,
+		struct sk_host_set *hs = host_set_new(c->resolved, c->n_resolved, &cc->lb, cc->locality_weighted,
 						      old ? old->generation + 1 : 1, err, sizeof(err));
 
 		sk_host_set_unref(old);
@@ -391,7 +432,7 @@ struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_
 	for (i = 0; i < n_workers; i++)
 		c->slots[i].seed = 0x9e3779b97f4a7c15ULL * (i + 1) ^ (uint64_t)(uintptr_t)c;
 	if (cc->type == SK_CLUSTER_STRICT_DNS || cc->type == SK_CLUSTER_LOGICAL_DNS)
-		hs = host_set_new(NULL, 0, &cc->lb, 0, err, errlen);
+		hs = host_set_new(NULL, 0, &cc->lb, false, 0, err, errlen);
 	else
 		hs = static_hosts(cc, err, errlen);
 	if (hs == NULL)
@@ -460,7 +501,7 @@ void sk_cluster_slot_release(struct sk_cluster *c, uint32_t slot)
 
 	if (s->hosts == NULL)
 		return;
-	for (p = 0; p < s->hosts->n_priorities; p++)
+	for (p = 0; p < s->hosts->n_groups; p++)
 		sk_lb_free(s->lbs[p]);
 	free(s->lbs);
 	s->lbs = NULL;
@@ -477,13 +518,15 @@ static bool refresh_slot(struct sk_cluster *c, struct sk_cluster_slot *s)
 	sk_cluster_slot_release(c, (uint32_t)(s - c->slots));
 	if (hs == NULL)
 		return false;
-	s->lbs = calloc(hs->n_priorities ? hs->n_priorities : 1, sizeof(*s->lbs));
+	s->lbs = calloc(hs->n_groups ? hs->n_groups : 1, sizeof(*s->lbs));
 	if (s->lbs == NULL) {
 		sk_host_set_unref(hs);
 		return false;
 	}
 	for (p = 0; p < hs->n_priorities; p++)
-		s->lbs[p] = sk_lb_new(hs->priorities[p].table, s->seed + p);
+		for (size_t g = 0; g < hs->priorities[p].n_groups; g++)
+			s->lbs[hs->priorities[p].groups[g].lb_index] =
+				sk_lb_new(hs->priorities[p].groups[g].table, s->seed + p * 131 + g);
 	s->hosts = hs;
 	return true;
 }
@@ -523,12 +566,47 @@ static int pick_priority(const struct sk_host_set *hs, uint64_t r)
 	return fallback;
 }
 
+/* Locality weighting (Envoy): a locality's effective weight is its weight scaled by its
+ * health, min(1, 1.4 * healthy / total); a weighted draw picks one. */
+static const struct sk_host_group *pick_group(const struct sk_priority_set *ps, uint64_t r)
+{
+	double total = 0, eff[256], draw;
+	size_t g, n = ps->n_groups < 256 ? ps->n_groups : 256;
+
+	if (ps->n_groups == 1)
+		return &ps->groups[0];
+	for (g = 0; g < n; g++) {
+		const struct sk_host_group *hg = &ps->groups[g];
+		double health = hg->n_hosts ? OVERPROVISIONING * (double)hg->n_healthy / (double)hg->n_hosts : 0;
+
+		eff[g] = hg->n_healthy ? (double)hg->weight * (health < 1.0 ? health : 1.0) : 0;
+		total += eff[g];
+	}
+	if (total <= 0) {
+		for (g = 0; g < n; g++)
+			if (ps->groups[g].n_healthy)
+				return &ps->groups[g];
+		return NULL;
+	}
+	draw = (double)(r % 1000000) / 1000000.0 * total;
+	for (g = 0; g < n; g++) {
+		if (draw < eff[g])
+			return &ps->groups[g];
+		draw -= eff[g];
+	}
+	return &ps->groups[n - 1];
+}
+
+#define LR_ACTIVE_MAX 256
+
 struct sk_host *sk_cluster_pick(struct sk_cluster *c, uint32_t slot, uint64_t hash, bool has_hash,
 				 struct sk_host_set **set_out)
 {
 	struct sk_cluster_slot *s = &c->slots[slot];
 	struct sk_host_set *hs = atomic_load_explicit(&c->hosts, memory_order_acquire);
-	const struct sk_priority_set *ps;
+	const struct sk_host_group *g;
+	uint32_t active[LR_ACTIVE_MAX];
+	const uint32_t *act = NULL;
 	int p, idx;
 
 	if (hs != s->hosts && !refresh_slot(c, s))
@@ -536,11 +614,20 @@ struct sk_host *sk_cluster_pick(struct sk_cluster *c, uint32_t slot, uint64_t ha
 	p = pick_priority(s->hosts, next_random(s));
 	if (p < 0)
 		return NULL;
-	ps = &s->hosts->priorities[p];
-	idx = sk_lb_pick(s->lbs[p], hash, has_hash, NULL, NULL);
+	g = pick_group(&s->hosts->priorities[p], next_random(s));
+	if (g == NULL)
+		return NULL;
+	/* least request compares outstanding connections, counted by every worker */
+	if (c->config->lb.policy == SK_LB_LEAST_REQUEST && g->n_healthy <= LR_ACTIVE_MAX) {
+		for (size_t i = 0; i < g->n_healthy; i++)
+			active[i] = (uint32_t)atomic_load_explicit(&s->hosts->hosts[g->healthy[i]].cx_active,
+								   memory_order_relaxed);
+		act = active;
+	}
+	idx = sk_lb_pick(s->lbs[g->lb_index], hash, has_hash, act, NULL);
 	if (idx < 0)
 		return NULL;
 	if (set_out)
 		*set_out = s->hosts;
-	return &s->hosts->hosts[ps->healthy[idx]];
+	return &s->hosts->hosts[g->healthy[idx]];
 }

@@ -27,17 +27,29 @@ struct sk_host {
 	char hostname[256];               /* DNS clusters: the name it came from */
 	uint32_t weight;
 	uint32_t priority;
+	uint32_t locality;                /* index into the config's localities */
+	uint32_t locality_weight;         /* that locality's load_balancing_weight (0: none) */
 	enum sk_health health;
 	bool tls;                         /* its transport socket is TLS (not served yet) */
 	atomic_uint_fast64_t cx_total, cx_connect_fail;
 	atomic_uint_fast32_t cx_active;
 };
 
-struct sk_priority_set {
-	uint32_t priority;
+/* The hosts one balancer picks among: a priority's healthy hosts, or with locality
+ * weighting, one locality's healthy hosts within the priority. */
+struct sk_host_group {
+	uint32_t weight;                  /* locality weight (locality weighting only) */
 	size_t n_hosts, n_healthy;
 	uint32_t *healthy;                /* indexes into the host set's hosts */
 	struct sk_lb_table *table;        /* over the healthy hosts, in that order */
+	size_t lb_index;                  /* this group's balancer in a worker's slot */
+};
+
+struct sk_priority_set {
+	uint32_t priority;
+	size_t n_hosts, n_healthy;
+	size_t n_groups;
+	struct sk_host_group *groups;     /* one, or one per locality */
 };
 
 /* Immutable once published; freed when its last holder releases it. */
@@ -48,6 +60,7 @@ struct sk_host_set {
 	struct sk_host *hosts;
 	size_t n_priorities;
 	struct sk_priority_set *priorities;  /* ascending priority */
+	size_t n_groups;                  /* over all priorities: a worker's balancer count */
 };
 
 struct sk_cluster_stats {
@@ -63,7 +76,7 @@ struct sk_cluster_stats {
 /* What one worker keeps for a cluster: its view of the host set and its balancers. */
 struct sk_cluster_slot {
 	struct sk_host_set *hosts;        /* referenced */
-	struct sk_lb **lbs;               /* one per priority */
+	struct sk_lb **lbs;               /* one per host group */
 	uint64_t seed;
 };
 

@@ -319,6 +319,9 @@ struct sk_cluster_config *sk_cluster_config_new(const cluster_pb *c, char *err, 
 	if (translate_lb(c, &cc->lb, err, errlen) < 0)
 		goto fail;
 	translate_breakers(c, cc->cb);
+	cc->locality_weighted = c->common_lb_config &&
+				c->common_lb_config->locality_config_specifier_case ==
+					ENVOY__CONFIG__CLUSTER__V3__CLUSTER__COMMON_LB_CONFIG__LOCALITY_CONFIG_SPECIFIER_LOCALITY_WEIGHTED_LB_CONFIG;
 	if (c->upstream_bind_config && c->upstream_bind_config->source_address) {
 		char why[256];
 

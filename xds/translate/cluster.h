@@ -66,6 +66,7 @@ struct sk_cluster_config {
 	enum { SK_DNS_FAMILY_AUTO, SK_DNS_FAMILY_V4_ONLY, SK_DNS_FAMILY_V6_ONLY,
 	       SK_DNS_FAMILY_V4_PREFERRED, SK_DNS_FAMILY_ALL } dns_family;
 	bool respect_dns_ttl;
+	bool locality_weighted;      /* common_lb_config.locality_weighted_lb_config */
 	size_t n_localities;
 	struct sk_locality_config *localities;
 	bool tls_default;            /* the cluster's transport_socket is TLS */
