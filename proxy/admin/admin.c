@@ -30,6 +30,7 @@
 #define ADMIN_MAX_HEADER_BYTES (64 * 1024)
 #define ADMIN_IDLE_SECONDS 300.0
 #define ADMIN_MAX_CONNECTIONS 256
+#define ADMIN_ACCEPT_PAUSE 0.1
 
 struct admin_conn {
 	struct sk_admin *admin;
@@ -49,6 +50,7 @@ struct sk_admin {
 	struct sk_server *server;
 	int fd;
 	ev_io accept_io;
+	ev_timer accept_pause;       /* resumes accepting after descriptors ran out */
 	char *unix_path;             /* unlinked on free */
 	struct admin_conn *conns;
 	unsigned n_conns;
@@ -387,6 +389,14 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_free(w->data);
 }
 
+static void on_accept_pause(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_admin *a = t->data;
+
+	(void)revents;
+	ev_io_start(loop, &a->accept_io);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sk_admin *a = w->data;
@@ -396,8 +406,17 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct admin_conn *c;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* out of descriptors: the pending connection would wake us at once,
+				 * forever; pause accepting for a moment instead of spinning */
+				sk_log_warn(SK_LOG_ADMIN, "admin: accept: %s; not accepting for %.0f ms",
+					    strerror(errno), ADMIN_ACCEPT_PAUSE * 1000);
+				ev_io_stop(loop, &a->accept_io);
+				ev_timer_start(loop, &a->accept_pause);
+			}
 			return;
+		}
 		if (a->n_conns >= ADMIN_MAX_CONNECTIONS || (c = calloc(1, sizeof(*c))) == NULL) {
 			sk_log_warn(SK_LOG_ADMIN, "admin: connection refused (limit %d reached)",
 				    ADMIN_MAX_CONNECTIONS);
@@ -498,6 +517,8 @@ struct sk_admin *sk_admin_new(struct sk_server *server, const Envoy__Config__Cor
 	}
 	ev_io_init(&a->accept_io, on_accept, a->fd, EV_READ);
 	a->accept_io.data = a;
+	ev_timer_init(&a->accept_pause, on_accept_pause, ADMIN_ACCEPT_PAUSE, 0.);
+	a->accept_pause.data = a;
 	ev_io_start(server->loop, &a->accept_io);
 	return a;
 }
@@ -509,6 +530,7 @@ void sk_admin_free(struct sk_admin *a)
 	while (a->conns)
 		conn_free(a->conns);
 	ev_io_stop(a->server->loop, &a->accept_io);
+	ev_timer_stop(a->server->loop, &a->accept_pause);
 	close(a->fd);
 	if (a->unix_path) {
 		unlink(a->unix_path);

@@ -479,6 +479,37 @@ static void start_conn(struct sk_worker *w, struct sk_listener *l, int fd, const
 	}
 }
 
+/* When accept4 fails for want of descriptors or memory, the connection stays in the
+ * backlog and the (level-triggered) watcher would fire again at once: a busy loop with a
+ * warning per turn. The worker stops accepting on that listener instead, and its
+ * accept_resume timer starts again, a moment later, every watcher still on its list. */
+#define ACCEPT_PAUSE_S 0.1
+
+static void on_accept_resume(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_worker *w = t->data;
+	struct sk_worker_listen *wl;
+
+	(void)revents;
+	for (wl = w->listens; wl != NULL; wl = wl->next)
+		if (!ev_is_active(&wl->io))
+			ev_io_start(loop, &wl->io);
+}
+
+static void pause_accept(struct sk_worker_listen *wl, int err)
+{
+	struct sk_worker *w = wl->w;
+
+	ev_io_stop(w->loop, &wl->io);
+	if (ev_is_active(&w->accept_resume))
+		return;
+	sk_log_warn(SK_LOG_CONN_HANDLER, "listener '%s': accept: %s: not accepting for %.0f ms",
+		    wl->l->cfg->name, strerror(err), ACCEPT_PAUSE_S * 1000);
+	ev_timer_init(&w->accept_resume, on_accept_resume, ACCEPT_PAUSE_S, 0.);
+	w->accept_resume.data = w;
+	ev_timer_start(w->loop, &w->accept_resume);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct sk_worker_listen *wl = io->data;
@@ -492,7 +523,9 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 		int fd = accept4(wl->fd, (struct sockaddr *)&peer.ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				pause_accept(wl, errno);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				sk_log_warn(SK_LOG_CONN_HANDLER, "listener '%s': accept: %s", wl->l->cfg->name,
 					    strerror(errno));
 			return;
@@ -514,6 +547,8 @@ void sk_listener_start_accept(struct sk_worker *w, struct sk_worker_listen *wl)
 
 void sk_listener_stop_accept(struct sk_worker *w, bool inbound_only)
 {
+	if (!inbound_only)
+		ev_timer_stop(w->loop, &w->accept_resume);
 	struct sk_worker_listen **pp = &w->listens;
 
 	while (*pp) {

@@ -54,6 +54,7 @@ struct sk_worker {
 	struct sk_conn *conns;           /* open connections (drain closes them) */
 	uint64_t n_conns;
 	ev_idle reaper;                  /* frees closed connections outside their callbacks */
+	ev_timer accept_resume;          /* accepting again after descriptors ran out */
 	struct sk_conn *dead;
 };
 
