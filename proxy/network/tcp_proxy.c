@@ -227,9 +227,10 @@ static void connect_failed(struct sk_tcp_proxy *tp, bool timeout, int err)
 		try_connect(tp);
 		return;
 	}
-	if (c->chain->tcp.max_connect_attempts > 1)
-		sk_stat_inc(w->shard, st->upstream_cx_connect_attempts_exceeded);
-	tp->flags = "UF";
+	/* Envoy counts running out of attempts whatever max_connect_attempts is (1 by default)
+	 * and flags it URX next to UF: Istio's access logs show "UF,URX" */
+	sk_stat_inc(w->shard, st->upstream_cx_connect_attempts_exceeded);
+	tp->flags = "UF,URX";
 	finish(tp);
 }
 
@@ -281,7 +282,10 @@ static void try_connect(struct sk_tcp_proxy *tp)
 	int fd, one = 1;
 
 	tp->attempts++;
+	/* a retry picks again: let go of the previous attempt's host set */
 	tp->host = NULL;
+	sk_host_set_unref(tp->hs);
+	tp->hs = NULL;
 	if (atomic_load(&cl->active_cx) >= cc->cb[0].max_connections) {
 		sk_stat_inc(w->shard, st->upstream_cx_overflow);
 		tp->flags = "UO";

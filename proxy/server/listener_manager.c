@@ -151,10 +151,24 @@ static void stop_accept_task(struct sk_worker *w, void *arg)
 	sk_listener_stop_accept(w, arg != NULL);
 }
 
-static void close_all_task(struct sk_worker *w, void *arg)
+/* End of the drain time: closes the connections of the drained listeners. After
+ * ?inboundonly the worker still accepts on its other listeners, and their connections
+ * (the app's outbound calls while the pod terminates) are left alone; once nothing
+ * accepts any more (a drain of all listeners, or SIGTERM), every connection goes. */
+static void close_drained_task(struct sk_worker *w, void *arg)
 {
+	struct sk_conn *c, *next;
+
 	(void)arg;
-	sk_listener_close_all(w);
+	if (w->listens == NULL) {
+		sk_listener_close_all(w);
+		return;
+	}
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->l->cfg->direction == SK_DIR_INBOUND)
+			sk_conn_close(c);
+	}
 }
 
 static void release_task(struct sk_worker *w, void *arg)
@@ -224,7 +238,7 @@ static void on_drain_poll(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	ev_timer_stop(loop, t);
 	sk_log_info(SK_LOG_MAIN, "drain time over: closing the remaining connections");
-	post_all(s, close_all_task, NULL);
+	post_all(s, close_drained_task, NULL);
 	if (s->exit_after_drain)
 		sk_server_request_shutdown(s);
 }

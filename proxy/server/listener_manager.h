@@ -27,9 +27,10 @@ struct sk_snapshot *sk_lm_build(const sk_bootstrap_pb *b, struct sk_stats_store 
 /* Gives every worker the snapshot and its listening sockets. */
 int sk_lm_start_workers(struct sk_server *s);
 
-/* Stops accepting (all listeners, or only inbound ones) and closes what is still open when
- * --drain-time-s runs out. With exit, the process ends once no connection is left (or at
- * the deadline). server.state is DRAINING meanwhile. */
+/* Stops accepting (all listeners, or only inbound ones) and, when --drain-time-s runs out,
+ * closes the drained listeners' connections (all of them once nothing accepts any more).
+ * With exit, the process ends once no connection is left (or at the deadline).
+ * server.state is DRAINING meanwhile. */
 void sk_lm_drain(struct sk_server *s, bool inbound_only, bool exit);
 
 /* Closes every connection and releases every worker's hold on the configuration; called
