@@ -88,11 +88,12 @@ static void close_upstream(struct sk_tcp_proxy *tp)
 static void upstream_gone(struct sk_tcp_proxy *tp, bool local)
 {
 	struct sk_worker *w = W(tp);
-	const struct sk_cluster_stats *st = &tp->cluster->st;
+	const struct sk_cluster_stats *st;
 
 	if (!tp->cx_counted)
 		return;
 	tp->cx_counted = false;
+	st = &tp->cluster->st;
 	if (tp->connected_at > 0) {
 		double ms = (ev_now(w->loop) - tp->connected_at) * 1000.0;
 

@@ -330,7 +330,8 @@ static void test_maps_and_unknown(void)
 
 static void test_depth_limit(void)
 {
-	char *text = malloc(8192), *p = text;
+	static char text[8192];
+	char *p = text;
 	int i;
 
 	/* A Struct nested 150 objects deep, beyond SK_PBJSON_MAX_DEPTH. */
@@ -343,7 +344,6 @@ static void test_depth_limit(void)
 	sprintf(p, "}");
 	CHECK(decode(&envoy__config__core__v3__node__descriptor, text, NULL) == NULL);
 	CHECK_CONTAINS(err, "nesting deeper than 100 levels");
-	free(text);
 }
 
 static void test_merge(void)
