@@ -23,6 +23,7 @@
 #include "proxy/server/workers.h"
 
 #define INSPECT_BUF_MAX SK_TLS_MAX_CLIENT_HELLO
+#define INSPECT_BUF_FIRST 4096   /* most hellos and request lines fit; grown on demand */
 
 static atomic_uint_fast64_t next_conn_id = 1;
 
@@ -199,6 +200,8 @@ static void on_reap(struct ev_loop *loop, ev_idle *i, int revents)
 		w->dead = c->next;
 		sk_snapshot_unref(c->snap);
 		free(c->inspected);
+		free(c->hello);
+		free(c->sni);
 		free(c);
 	}
 	ev_idle_stop(loop, i);
@@ -268,11 +271,11 @@ static const struct sk_filter_chain_config *choose_chain(struct sk_conn *c, cons
 	m.src = c->peer.ss;
 	m.direct_src = c->peer.ss;
 	m.transport_protocol = c->is_tls ? "tls" : "raw_buffer";
-	m.server_name = c->is_tls ? c->hello.sni : NULL;
+	m.server_name = c->is_tls ? c->hello->sni : NULL;
 	if (c->is_tls) {
-		for (size_t i = 0; i < c->hello.n_alpn; i++)
-			protos[i] = c->hello.alpn[i];
-		m.n_application_protocols = c->hello.n_alpn;
+		for (size_t i = 0; i < c->hello->n_alpn; i++)
+			protos[i] = c->hello->alpn[i];
+		m.n_application_protocols = c->hello->n_alpn;
 	} else if (c->http_proto) {
 		protos[0] = c->http_proto;
 		m.n_application_protocols = 1;
@@ -299,6 +302,13 @@ static void dispatch(struct sk_conn *c)
 	ev_timer_stop(w->loop, &c->timer);
 	sk_stat_sub(w->shard, c->l->st.downstream_pre_cx_active, 1);
 	chain = choose_chain(c, &c->tst);
+	/* the hello is big (ALPN names) and no longer needed: keep only the SNI */
+	if (c->hello != NULL) {
+		if (c->is_tls && c->hello->sni[0])
+			c->sni = strdup(c->hello->sni);
+		free(c->hello);
+		c->hello = NULL;
+	}
 	if (chain == NULL) {
 		char peer[SK_ADDR_TEXT_MAX], local[SK_ADDR_TEXT_MAX];
 
@@ -350,11 +360,22 @@ static void on_inspect(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (c->inspected == NULL && (c->inspected = malloc(INSPECT_BUF_MAX)) == NULL) {
+	if (c->n_inspected == c->cap_inspected) {
+		size_t cap = c->cap_inspected ? c->cap_inspected * 2 : INSPECT_BUF_FIRST;
+		uint8_t *grown = realloc(c->inspected, cap < INSPECT_BUF_MAX ? cap : INSPECT_BUF_MAX);
+
+		if (grown == NULL) {
+			sk_conn_close(c);
+			return;
+		}
+		c->inspected = grown;
+		c->cap_inspected = cap < INSPECT_BUF_MAX ? cap : INSPECT_BUF_MAX;
+	}
+	if (lc->tls_inspector && c->hello == NULL && (c->hello = calloc(1, sizeof(*c->hello))) == NULL) {
 		sk_conn_close(c);
 		return;
 	}
-	n = read(c->fd, c->inspected + c->n_inspected, INSPECT_BUF_MAX - c->n_inspected);
+	n = read(c->fd, c->inspected + c->n_inspected, c->cap_inspected - c->n_inspected);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		/* closed before a chain could be chosen: Envoy decides with what it has */
 		c->tls_done = c->http_done = true;
@@ -368,7 +389,7 @@ static void on_inspect(struct ev_loop *loop, ev_io *io, int revents)
 		c->n_inspected += (size_t)n;
 	}
 	if (lc->tls_inspector && !c->tls_done) {
-		switch (sk_tls_inspect(c->inspected, c->n_inspected, &c->hello)) {
+		switch (sk_tls_inspect(c->inspected, c->n_inspected, c->hello)) {
 		case SK_INSPECT_DONE:
 			c->is_tls = true;
 			c->tls_done = true;

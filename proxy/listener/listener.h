@@ -64,9 +64,10 @@ struct sk_conn {
 	ev_timer timer;
 	double start;
 	uint8_t *inspected;                 /* bytes read by the inspectors, sent upstream first */
-	size_t n_inspected;
+	size_t n_inspected, cap_inspected;
 	bool tls_done, http_done, is_tls;
-	struct sk_tls_hello hello;
+	struct sk_tls_hello *hello;         /* while inspecting only: freed once a chain is chosen */
+	char *sni;                          /* what the hello named, for the access log */
 	const char *http_proto;
 	const struct sk_filter_chain_config *chain;
 	const struct sk_tcp_stats *tst;

@@ -107,6 +107,39 @@ static bool would_block(int e)
 	return e == EAGAIN || e == EWOULDBLOCK;
 }
 
+/* Ring buffers are handed back whenever they empty (idle connections keep none), so a
+ * chatty connection would malloc/free one per exchange: each thread keeps a few full-size
+ * buffers for reuse instead. */
+#define POOL_MAX 32
+
+static _Thread_local struct {
+	char *bufs[POOL_MAX];
+	int n;
+} pool;
+
+static char *buf_get(size_t cap)
+{
+	if (cap == RW_BUF_MAX && pool.n > 0)
+		return pool.bufs[--pool.n];
+	return malloc(cap);
+}
+
+static void buf_put(char *buf, size_t cap)
+{
+	if (buf == NULL)
+		return;
+	if (cap == RW_BUF_MAX && pool.n < POOL_MAX)
+		pool.bufs[pool.n++] = buf;
+	else
+		free(buf);
+}
+
+void sk_relay_thread_cleanup(void)
+{
+	while (pool.n > 0)
+		free(pool.bufs[--pool.n]);
+}
+
 /* Reads from src into the direction's pipe or ring: >0 bytes, 0 EOF, -errno. */
 static ssize_t dir_in(struct sk_relay *r, struct relay_dir *d)
 {
@@ -125,7 +158,7 @@ static ssize_t dir_in(struct sk_relay *r, struct relay_dir *d)
 	}
 	if (d->buf == NULL) {
 		/* Failing here ends the relay as a reset of the source side, err ENOMEM. */
-		d->buf = malloc(d->cap);
+		d->buf = buf_get(d->cap);
 		if (d->buf == NULL)
 			return -ENOMEM;
 	}
@@ -239,7 +272,7 @@ static void pump(struct sk_relay *r, struct relay_dir *d)
 	/* An idle connection keeps no buffer: the ring is given back whenever it empties,
 	 * which keeps skiff's cost per idle connection to the relay itself. */
 	if (d->inflight == 0 && d->buf != NULL) {
-		free(d->buf);
+		buf_put(d->buf, d->cap);
 		d->buf = NULL;
 		d->head = 0;
 	}
@@ -400,7 +433,7 @@ void sk_relay_free(struct sk_relay *r)
 	ev_idle_stop(r->loop, &r->done_w);
 	close_pipes(r);
 	for (i = 0; i < 2; i++)
-		free(r->dir[i].buf);
+		buf_put(r->dir[i].buf, r->dir[i].cap);
 	close(r->down_fd);
 	close(r->up_fd);
 	free(r);

@@ -53,4 +53,7 @@ uint64_t sk_relay_bytes(const struct sk_relay *r, enum sk_relay_dir dir);
 /* Stops the watchers, closes both fds, frees. Safe inside the done callback. NULL: no-op. */
 void sk_relay_free(struct sk_relay *r);
 
+/* Frees the calling thread's cache of relay buffers (before the thread ends). */
+void sk_relay_thread_cleanup(void);
+
 #endif

@@ -203,6 +203,10 @@ static void on_upstream_writable(struct ev_loop *loop, ev_io *io, int revents)
 		tp->sent_inspected += (size_t)n;
 		on_bytes(tp, SK_RELAY_DOWN_TO_UP, (size_t)n);
 	}
+	/* delivered: the connection keeps no inspection buffer while it lives */
+	free(c->inspected);
+	c->inspected = NULL;
+	c->n_inspected = c->cap_inspected = 0;
 	start_relay(tp);
 }
 
@@ -372,7 +376,7 @@ static void finish(struct sk_tcp_proxy *tp)
 			.upstream_local = tp->upstream_local.len ? &tp->upstream_local : NULL,
 			.upstream_cluster = tp->cluster ? tp->cluster->config->name : NULL,
 			.response_flags = tp->flags ? tp->flags : "-",
-			.server_name = c->is_tls ? c->hello.sni : NULL,
+			.server_name = c->sni,
 			.bytes_received = tp->rx,
 			.bytes_sent = tp->tx,
 			.connection_id = c->id,

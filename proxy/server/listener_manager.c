@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "proxy/listener/listener.h"
+#include "proxy/network/relay.h"
 #include "proxy/log/log.h"
 #include "proxy/server/server.h"
 #include "proxy/server/snapshot.h"
@@ -187,6 +188,7 @@ static void release_task(struct sk_worker *w, void *arg)
 		free(c);
 	}
 	ev_idle_stop(w->loop, &w->reaper);
+	sk_relay_thread_cleanup();
 	if (w->snapshot) {
 		for (i = 0; i < w->snapshot->n_clusters; i++)
 			sk_cluster_slot_release(w->snapshot->clusters[i], w->index);
