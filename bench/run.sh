@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks: skiff vs nginx vs HAProxy, in the same run, on this machine.
-# What exists so far (foundation): idle memory of a sidecar-shaped process and the time
-# to load and validate a configuration. Data-plane throughput arrives with the L4/L7 work.
-# Usage: bench/run.sh BUILD_DIR   (./run bench calls it; results go to bench/RESULTS.md)
+# Side-by-side benchmarks: skiff vs nginx vs HAProxy, in the same run, on this machine:
+# idle memory of a sidecar-shaped process, the time to load and validate a configuration,
+# and the L4 data plane (bench/l4.sh: throughput, CPU, round-trip latency, memory per idle
+# connection). Usage: bench/run.sh BUILD_DIR (./run bench calls it, with build/bench/l4load
+# built; results go to bench/RESULTS.md). L4_* variables override the L4 sizes (bench/l4.sh).
 set -euo pipefail
 build=${1:?build dir}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +37,7 @@ port=$(free_port)
 pids+=($!)
 wait_http "http://127.0.0.1:$port/ready" || true
 sleep 1
+kill -0 "${pids[-1]}" 2>/dev/null || { echo "skiff exited on $golden:" >&2; cat "$work/skiff.log" >&2; exit 1; }
 skiff_rss=$(tree_rss_kb "${pids[-1]}")
 
 # --- nginx: one worker, one server answering on loopback (the smallest comparable setup).
@@ -80,6 +82,7 @@ wait_http "http://127.0.0.1:$hport/"
 sleep 1
 haproxy_rss=$(tree_rss_kb "${pids[-1]}")
 
+echo "bench: $(date +%T) configuration load + validation" >&2
 # --- configuration load + validation time
 hyperfine -N --warmup 3 --runs 30 --export-json "$work/validate.json" \
 	"$skiff --mode validate -c $golden" \
@@ -90,12 +93,26 @@ import json,sys
 r=json.load(open(sys.argv[1]))["results"]
 print(" ".join("%.2f" % (x["mean"]*1000) for x in r))' "$work/validate.json")
 
+# --- L4 data plane, with the processes above stopped (they would only add noise)
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+pids=()
+"$here/l4.sh" "$build" "$work/l4.md"
+
+# which skiff was measured: the commit, and whether sources outside bench/ differed from it
+skiff_rev="commit $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git -C "$here/.." status --porcelain -- . ':!bench' ':!run' 2>/dev/null)" ]; then
+	skiff_rev+=" with uncommitted changes outside bench/"
+fi
+
 ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 cat >"$here/RESULTS.md" <<MD
 # Benchmarks
 
-Command: \`./run bench\` (bench/run.sh), $(date -u +%Y-%m-%d), $(nproc) cores, release build.
-All three run side by side in the same run on this machine; ratios are skiff / other.
+Command: \`$( (env | grep -E '^(L4_|SKIFF_CONFORMANCE=)' || true) | sort | tr '\n' ' ')./run bench\` (bench/run.sh build, which runs
+bench/l4.sh build), $(date -u +%Y-%m-%d), skiff at $skiff_rev,
+$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r), release build. Everything runs side by side in the same run on this machine;
+ratios are skiff / other.
 
 ## Idle memory (resident set, KiB, process and its workers)
 
@@ -115,5 +132,7 @@ Envoy column of the mission's targets cannot be measured here.
 | skiff --mode validate -c default_golden.json (16 KB Istio bootstrap) | $skiff_ms | 1.00 |
 | nginx -t (the config above) | $nginx_ms | $(ratio "$skiff_ms" "$nginx_ms") |
 | haproxy -c (the config above) | $haproxy_ms | $(ratio "$skiff_ms" "$haproxy_ms") |
+
+$(cat "$work/l4.md")
 MD
 cat "$here/RESULTS.md"
