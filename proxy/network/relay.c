@@ -219,7 +219,7 @@ static void watch(struct ev_loop *loop, ev_io *w, bool on)
 /* Moves what it can in one direction, then arms exactly the watchers still needed. */
 static void pump(struct sk_relay *r, struct relay_dir *d)
 {
-	bool moved = false, progress = true;
+	bool moved = false, progress = true, dry = false;
 	int round;
 	ssize_t n;
 
@@ -245,8 +245,13 @@ static void pump(struct sk_relay *r, struct relay_dir *d)
 				return;
 			}
 		}
-		if (!d->eof && !d->paused && !d->room_wait && d->inflight < d->cap) {
+		if (!d->eof && !d->paused && !d->room_wait && !dry && d->inflight < d->cap) {
+			size_t room = d->cap - d->inflight;
+
 			n = dir_in(r, d);
+			/* a short read or EAGAIN means the socket is empty: no second try in this
+			 * round (it would only return EAGAIN) until the next readiness event */
+			dry = n < 0 || (size_t)n < room;
 			if (n > 0) {
 				d->inflight += (size_t)n;
 				if (d->inflight >= d->cap)
