@@ -46,6 +46,18 @@ struct sk_tcp_proxy {
 static void finish(struct sk_tcp_proxy *tp);
 static void try_connect(struct sk_tcp_proxy *tp);
 
+static uint64_t worker_random(void)
+{
+	static _Thread_local uint64_t state;
+
+	if (state == 0)
+		state = (uint64_t)(uintptr_t)&state ^ 0x9e3779b97f4a7c15ULL ^ (uint64_t)ev_time();
+	state ^= state << 13;
+	state ^= state >> 7;
+	state ^= state << 17;
+	return state;
+}
+
 static const char *cluster_name(struct sk_conn *c)
 {
 	const struct sk_tcp_proxy_config *cfg = &c->chain->tcp;
@@ -54,8 +66,9 @@ static const char *cluster_name(struct sk_conn *c)
 
 	if (cfg->cluster)
 		return cfg->cluster;
-	/* weighted_clusters: a random draw over the weights */
-	r = (uint64_t)random() % cfg->total_weight;
+	/* weighted_clusters: a random draw over the weights (random() takes a lock: each
+	 * worker has its own generator) */
+	r = worker_random() % cfg->total_weight;
 	for (i = 0; i < cfg->n_weighted; i++) {
 		acc += cfg->weighted[i].weight;
 		if (r < acc)
