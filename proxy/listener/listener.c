@@ -18,9 +18,11 @@
 #include <unistd.h>
 
 #include "proxy/log/log.h"
+#include "proxy/network/http_conn.h"
 #include "proxy/network/tcp_proxy.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
+#include "xds/translate/hcm.h"
 
 #define INSPECT_BUF_MAX SK_TLS_MAX_CLIENT_HELLO
 #define INSPECT_BUF_FIRST 4096   /* most hellos and request lines fit; grown on demand */
@@ -54,7 +56,10 @@ struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_st
 		return NULL;
 	l->cfg = cfg;
 	l->chain_st = calloc(cfg->n_chains + 1, sizeof(*l->chain_st));
-	if (l->chain_st == NULL) {
+	l->chain_hst = calloc(cfg->n_chains + 1, sizeof(*l->chain_hst));
+	if (l->chain_st == NULL || l->chain_hst == NULL) {
+		free(l->chain_st);
+		free(l->chain_hst);
 		free(l);
 		return NULL;
 	}
@@ -81,6 +86,11 @@ struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_st
 			register_tcp_stats(&l->chain_st[i], st, cfg->chains[i].tcp.stat_prefix);
 	if (cfg->default_chain && cfg->default_chain->tcp_proxy)
 		register_tcp_stats(&l->chain_st[cfg->n_chains], st, cfg->default_chain->tcp.stat_prefix);
+	for (i = 0; i < cfg->n_chains; i++)
+		if (cfg->chains[i].http)
+			sk_http_stats_register(&l->chain_hst[i], st, cfg->chains[i].hcm->stat_prefix);
+	if (cfg->default_chain && cfg->default_chain->http)
+		sk_http_stats_register(&l->chain_hst[cfg->n_chains], st, cfg->default_chain->hcm->stat_prefix);
 	return l;
 }
 
@@ -122,8 +132,8 @@ int sk_listener_bind(struct sk_listener *l, uint32_t n, char *err, size_t errlen
 	if (!l->cfg->bind_to_port)
 		return 0;
 	if (!l->cfg->served) {
-		sk_log_warn(SK_LOG_CONFIG, "listener '%s': not bound: its filter chains need "
-			    "http_connection_manager, which this build does not serve yet", l->cfg->name);
+		sk_log_warn(SK_LOG_CONFIG, "listener '%s': not bound: a filter chain has no terminal "
+			    "filter this build serves", l->cfg->name);
 		return 0;
 	}
 	l->fds = malloc((n ? n : 1) * sizeof(*l->fds));
@@ -161,6 +171,7 @@ void sk_listener_free(struct sk_listener *l)
 			close(l->fds[i]);
 	free(l->fds);
 	free(l->chain_st);
+	free(l->chain_hst);
 	sk_listener_config_free(l->cfg);
 	free(l);
 }
@@ -217,6 +228,10 @@ void sk_conn_close(struct sk_conn *c)
 		sk_tcp_proxy_free(c->tp);
 		c->tp = NULL;
 	}
+	if (c->hc) {
+		sk_http_conn_free(c->hc);
+		c->hc = NULL;
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -260,7 +275,8 @@ static bool original_dst(int fd, struct sk_addr *out)
 }
 
 /* The chain for the connection, or NULL (no match: counted, closed by the caller). */
-static const struct sk_filter_chain_config *choose_chain(struct sk_conn *c, const struct sk_tcp_stats **tst)
+static const struct sk_filter_chain_config *choose_chain(struct sk_conn *c, const struct sk_tcp_stats **tst,
+							 const struct sk_http_stats **hst)
 {
 	const struct sk_listener_config *lc = c->l->cfg;
 	const char *protos[SK_TLS_MAX_ALPN + 1];
@@ -284,11 +300,13 @@ static const struct sk_filter_chain_config *choose_chain(struct sk_conn *c, cons
 	idx = sk_fcm_match(lc->fcm, &m);
 	if (idx == SK_FCM_DEFAULT && lc->default_chain) {
 		*tst = &c->l->chain_st[lc->n_chains];
+		*hst = &c->l->chain_hst[lc->n_chains];
 		return lc->default_chain;
 	}
 	if (idx < 0)
 		return NULL;
 	*tst = &c->l->chain_st[idx];
+	*hst = &c->l->chain_hst[idx];
 	return &lc->chains[idx];
 }
 
@@ -301,7 +319,7 @@ static void dispatch(struct sk_conn *c)
 	ev_io_stop(w->loop, &c->io);
 	ev_timer_stop(w->loop, &c->timer);
 	sk_stat_sub(w->shard, c->l->st.downstream_pre_cx_active, 1);
-	chain = choose_chain(c, &c->tst);
+	chain = choose_chain(c, &c->tst, &c->hst);
 	/* the hello is big (ALPN names) and no longer needed: keep only the SNI */
 	if (c->hello != NULL) {
 		if (c->is_tls && c->hello->sni[0])
@@ -325,14 +343,6 @@ static void dispatch(struct sk_conn *c)
 	c->active_counted = true;
 	sk_stat_inc(w->shard, c->l->st.downstream_cx_total);
 	sk_stat_add(w->shard, c->l->st.downstream_cx_active, 1);
-	if (!chain->tcp_proxy) {
-		/* http_connection_manager arrives with the L7 data plane: refuse, visibly */
-		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' needs "
-			     "http_connection_manager, not served yet: closing", (unsigned long long)c->id,
-			     c->l->cfg->name, chain->name);
-		sk_conn_close(c);
-		return;
-	}
 	if (chain->tls) {
 		/* TLS termination arrives with the mTLS work: never serve such a chain in clear */
 		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' needs a TLS transport "
@@ -341,7 +351,10 @@ static void dispatch(struct sk_conn *c)
 		sk_conn_close(c);
 		return;
 	}
-	sk_tcp_proxy_start(c);
+	if (chain->http)
+		sk_http_conn_start(c);
+	else
+		sk_tcp_proxy_start(c);
 }
 
 static bool inspection_done(const struct sk_conn *c)
@@ -591,4 +604,5 @@ void sk_listener_close_all(struct sk_worker *w)
 {
 	while (w->conns)
 		sk_conn_close(w->conns);
+	sk_http_pool_close_all(w);
 }

@@ -18,6 +18,8 @@ struct sk_worker;
 struct sk_worker_listen;
 struct sk_snapshot;
 struct sk_tcp_proxy;
+struct sk_http_conn;
+struct sk_http_stats;
 
 struct sk_listener_stats {
 	sk_stat_id downstream_cx_total, downstream_cx_active, downstream_cx_destroy,
@@ -37,6 +39,7 @@ struct sk_listener {
 	struct sk_listener_config *cfg;     /* owned */
 	struct sk_listener_stats st;
 	struct sk_tcp_stats *chain_st;      /* per chain; [n_chains] is the default chain's */
+	struct sk_http_stats *chain_hst;    /* likewise, for HCM chains */
 	int *fds;                           /* per worker, -1 when not bound (main thread) */
 	uint32_t n_fds;
 	bool bound;
@@ -71,7 +74,9 @@ struct sk_conn {
 	const char *http_proto;
 	const struct sk_filter_chain_config *chain;
 	const struct sk_tcp_stats *tst;
+	const struct sk_http_stats *hst;
 	struct sk_tcp_proxy *tp;
+	struct sk_http_conn *hc;
 	bool active_counted;
 	struct sk_conn *prev, *next;        /* the worker's list */
 };

@@ -91,7 +91,39 @@ static void put_time(struct out *o, double t)
 	put(o, text, (size_t)n);
 }
 
-static void put_operator(struct out *o, const char *op, size_t n, const struct sk_access_log_entry *e)
+/* %REQ(X?Y):N% / %RESP(X?Y):N%: the first present of X and Y, at most N bytes. */
+static void put_header(struct out *o, bool resp, const char *arg, size_t alen, size_t max,
+		       const struct sk_access_log_entry *e)
+{
+	const char *q = memchr(arg, '?', alen);
+	size_t n1 = q ? (size_t)(q - arg) : alen;
+	const char *v = NULL;
+	size_t vlen = 0;
+
+	if (e->header != NULL) {
+		char name[256];
+
+		for (int pass = 0; pass < 2 && v == NULL; pass++) {
+			const char *a = pass == 0 ? arg : (q ? q + 1 : NULL);
+			size_t n = pass == 0 ? n1 : (q ? alen - n1 - 1 : 0);
+
+			if (a == NULL || n == 0 || n >= sizeof(name))
+				continue;
+			for (size_t i = 0; i < n; i++)
+				name[i] = (char)((a[i] >= 'A' && a[i] <= 'Z') ? a[i] + 32 : a[i]);
+			name[n] = '\0';
+			v = e->header(e->header_ctx, resp, name, n, &vlen);
+		}
+	}
+	if (v == NULL) {
+		put(o, "-", 1);
+		return;
+	}
+	put(o, v, max && vlen > max ? max : vlen);
+}
+
+static void put_operator(struct out *o, const char *op, size_t n, const char *arg, size_t alen, size_t max,
+			 const struct sk_access_log_entry *e)
 {
 #define IS(name) (n == strlen(name) && memcmp(op, name, n) == 0)
 	if (IS("START_TIME"))
@@ -123,7 +155,15 @@ static void put_operator(struct out *o, const char *op, size_t n, const struct s
 	else if (IS("CONNECTION_ID"))
 		put_u64(o, e->connection_id);
 	else if (IS("RESPONSE_CODE"))
-		put(o, "0", 1);
+		put_u64(o, e->response_code);
+	else if (IS("PROTOCOL"))
+		puts_or_dash(o, e->protocol);
+	else if (IS("ROUTE_NAME"))
+		puts_or_dash(o, e->route_name);
+	else if (IS("REQ") && arg)
+		put_header(o, false, arg, alen, max, e);
+	else if (IS("RESP") && arg)
+		put_header(o, true, arg, alen, max, e);
 	else
 		put(o, "-", 1); /* HTTP fields and the rest: Envoy prints "-" when unset */
 #undef IS
@@ -152,11 +192,17 @@ size_t sk_access_log_format(const char *format, const struct sk_access_log_entry
 			break;
 		}
 		{
-			/* "%REQ(X)%" and "%START_TIME(fmt)%": the name is what precedes '(' */
+			/* "%REQ(X)%", "%REQ(X):10%" and "%START_TIME(fmt)%": the name is what precedes
+			 * '('; the argument runs to the matching ')' */
 			const char *paren = memchr(p + 1, '(', (size_t)(end - p - 1));
 			size_t n = (size_t)((paren ? paren : end) - (p + 1));
+			const char *close = paren ? memchr(paren, ')', (size_t)(end - paren)) : NULL;
+			size_t max = 0;
 
-			put_operator(&o, p + 1, n, e);
+			if (close && close[1] == ':')
+				max = strtoul(close + 2, NULL, 10);
+			put_operator(&o, p + 1, n, close ? paren + 1 : NULL, close ? (size_t)(close - paren - 1) : 0,
+				     max, e);
 		}
 		p = end + 1;
 	}

@@ -363,6 +363,17 @@ static void dns_round(struct sk_cluster *c)
 /* ---------------------------------------------------------------------------------- */
 /* lifecycle                                                                           */
 
+const uint16_t sk_http_codes[] = {100, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401,
+				   403, 404, 405, 408, 409, 413, 429, 431, 500, 501, 502, 503, 504, 0};
+
+int sk_http_code_index(unsigned code)
+{
+	for (int i = 0; sk_http_codes[i]; i++)
+		if (sk_http_codes[i] == code)
+			return i;
+	return -1;
+}
+
 static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 {
 	const char *n = c->config->stat_name;
@@ -387,6 +398,22 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 	C(membership_change);
 	C(update_success);
 	C(update_failure);
+	C(upstream_rq_total);
+	G(upstream_rq_active);
+	C(upstream_rq_completed);
+	C(upstream_rq_timeout);
+	C(upstream_rq_retry);
+	C(upstream_rq_pending_total);
+	C(upstream_cx_http1_total);
+	C(upstream_rq_rx_reset);
+	C(upstream_rq_tx_reset);
+	C(upstream_cx_protocol_error);
+	C(upstream_cx_idle_timeout);
+	for (int k = 1; k <= 5; k++)
+		s->upstream_rq_class[k] = sk_stats_counterf(st, "cluster.%s.upstream_rq_%dxx", n, k);
+	for (int k = 0; sk_http_codes[k]; k++)
+		s->upstream_rq_code[k] = sk_stats_counterf(st, "cluster.%s.upstream_rq_%u", n,
+							   (unsigned)sk_http_codes[k]);
 	s->circuit_breakers_cx_open = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY,
 						      "cluster.%s.circuit_breakers.default.cx_open", n);
 #undef C
@@ -396,6 +423,8 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 
 		snprintf(name, sizeof(name), "cluster.%s.upstream_cx_length_ms", n);
 		s->upstream_cx_length_ms = sk_stats_histogram(st, name);
+		snprintf(name, sizeof(name), "cluster.%s.upstream_rq_time", n);
+		s->upstream_rq_time = sk_stats_histogram(st, name);
 	}
 	/* membership gauges are written by the main thread only */
 	s->membership_total = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY, "cluster.%s.membership_total", n);

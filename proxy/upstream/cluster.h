@@ -71,7 +71,20 @@ struct sk_cluster_stats {
 		upstream_cx_tx_bytes_total, upstream_cx_length_ms, membership_total,
 		membership_healthy, membership_change, update_success, update_failure,
 		circuit_breakers_cx_open, upstream_cx_tls_not_supported;
+	/* HTTP (the router): upstream_rq_<class> for 1xx..5xx, upstream_rq_<code> for the codes
+	 * of SK_HTTP_CODES (registered up front: stats are registered on the main thread only) */
+	sk_stat_id upstream_rq_total, upstream_rq_active, upstream_rq_completed, upstream_rq_time,
+		upstream_rq_timeout, upstream_rq_retry, upstream_rq_pending_total,
+		upstream_cx_http1_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
+		upstream_cx_protocol_error, upstream_cx_idle_timeout;
+	sk_stat_id upstream_rq_class[6];   /* [1..5] */
+	sk_stat_id upstream_rq_code[32];   /* parallel to sk_http_codes */
 };
+
+/* The status codes that get an upstream_rq_<code> stat (0-terminated). */
+extern const uint16_t sk_http_codes[];
+/* Index of code in sk_http_codes, -1 when it has no stat of its own. */
+int sk_http_code_index(unsigned code);
 
 /* What one worker keeps for a cluster: its view of the host set and its balancers. */
 struct sk_cluster_slot {

@@ -2,10 +2,11 @@
  *
  * What is honoured, accepted without effect, or refused (fail closed):
  * - listener filters: original_dst, tls_inspector, http_inspector; others refused;
- * - network filters: tcp_proxy (served), http_connection_manager (parsed, served with the
- *   L7 data plane), Istio's observe-only filters (metadata exchange, stats, authn) accepted
+ * - network filters: tcp_proxy and http_connection_manager (translated by hcm.c; HTTP/1.1), Istio's observe-only filters (metadata exchange, stats, authn) accepted
  *   without effect; security filters (rbac, ext_authz) and unknown ones refused. */
 #include "xds/translate/listener.h"
+
+#include "xds/translate/hcm.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -67,18 +68,19 @@ const char *sk_typed_config_name(const Google__Protobuf__Any *any, char *buf, si
 	return buf;
 }
 
-static int translate_access_logs(Envoy__Config__Accesslog__V3__AccessLog **logs, size_t n,
-				 struct sk_tcp_proxy_config *tc, const char *where, char *err, size_t errlen)
+int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, size_t n,
+			      struct sk_access_log_config **out_logs, size_t *n_out, const char *where,
+			      char *err, size_t errlen)
 {
 	size_t i;
 
-	tc->access_logs = calloc(n ? n : 1, sizeof(*tc->access_logs));
-	if (tc->access_logs == NULL)
+	*out_logs = calloc(n ? n : 1, sizeof(**out_logs));
+	if (*out_logs == NULL)
 		return lfail(err, errlen, "out of memory");
 	for (i = 0; i < n; i++) {
 		const Envoy__Config__Accesslog__V3__AccessLog *al = logs[i];
 		Envoy__Extensions__AccessLoggers__File__V3__FileAccessLog *f;
-		struct sk_access_log_config *out = &tc->access_logs[tc->n_access_logs];
+		struct sk_access_log_config *out = &(*out_logs)[*n_out];
 		char type[256];
 		const char *fmt = DEFAULT_TCP_LOG_FORMAT;
 
@@ -109,7 +111,7 @@ static int translate_access_logs(Envoy__Config__Accesslog__V3__AccessLog **logs,
 		}
 		out->path = strdup(f->path);
 		out->format = strdup(fmt);
-		tc->n_access_logs++;
+		(*n_out)++;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
 	}
 	return 0;
@@ -155,7 +157,8 @@ static int translate_tcp_proxy(const Google__Protobuf__Any *any, struct sk_tcp_p
 	if (rc == 0 && tp->tunneling_config)
 		rc = lfail(err, errlen, "%s.tunneling_config: not supported", where);
 	if (rc == 0)
-		rc = translate_access_logs(tp->access_log, tp->n_access_log, tc, where, err, errlen);
+		rc = sk__access_logs_translate(tp->access_log, tp->n_access_log, &tc->access_logs,
+					       &tc->n_access_logs, where, err, errlen);
 	protobuf_c_message_free_unpacked(&tp->base, NULL);
 	return rc;
 }
@@ -202,8 +205,13 @@ static int translate_chain(const Envoy__Config__Listener__V3__FilterChain *fc, s
 				return -EINVAL;
 			out->tcp_proxy = true;
 		} else if (strcmp(type, "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") == 0) {
+			char why[1024];
+
 			if (!last)
 				return lfail(err, errlen, "%s: http_connection_manager must be the last filter", fw);
+			out->hcm = sk_hcm_config_new(f->typed_config, why, sizeof(why));
+			if (out->hcm == NULL)
+				return lfail(err, errlen, "%s (%s): %s", fw, f->name, why);
 			out->http = true;
 		} else if (observe_only(type)) {
 			out->observe_only++;
@@ -301,7 +309,7 @@ struct sk_listener_config *sk_listener_config_new(const listener_pb *l, char *er
 			goto fail;
 		}
 		lc->n_chains = i + 1;
-		lc->served &= lc->chains[i].tcp_proxy;
+		lc->served &= lc->chains[i].tcp_proxy || lc->chains[i].http;
 	}
 	if (l->default_filter_chain) {
 		lc->default_chain = calloc(1, sizeof(*lc->default_chain));
@@ -311,7 +319,7 @@ struct sk_listener_config *sk_listener_config_new(const listener_pb *l, char *er
 			lfail(err, errlen, "listener '%s': %s", l->name, why);
 			goto fail;
 		}
-		lc->served &= lc->default_chain->tcp_proxy;
+		lc->served &= lc->default_chain->tcp_proxy || lc->default_chain->http;
 	}
 	if (l->n_filter_chains == 0 && l->default_filter_chain == NULL) {
 		lfail(err, errlen, "listener '%s': no filter chains", l->name);
@@ -338,6 +346,7 @@ static void free_chain(struct sk_filter_chain_config *c)
 		free(c->tcp.access_logs[i].format);
 	}
 	free(c->tcp.access_logs);
+	sk_hcm_config_free(c->hcm);
 }
 
 void sk_listener_config_free(struct sk_listener_config *lc)

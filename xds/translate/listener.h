@@ -35,11 +35,14 @@ struct sk_tcp_proxy_config {
 	struct sk_access_log_config *access_logs;
 };
 
+struct sk_hcm_config;
+
 struct sk_filter_chain_config {
 	char *name;
 	bool tcp_proxy;                       /* the terminal filter is tcp_proxy ... */
 	struct sk_tcp_proxy_config tcp;
-	bool http;                            /* ... or http_connection_manager (L7 issue) */
+	bool http;                            /* ... or http_connection_manager: */
+	struct sk_hcm_config *hcm;            /* owned; set when http */
 	bool tls;                             /* transport_socket is TLS (mTLS issue) */
 	unsigned observe_only;                /* filters accepted without effect (istio.stats, ...) */
 };
@@ -63,7 +66,7 @@ struct sk_listener_config {
 	size_t n_chains;
 	struct sk_filter_chain_config *chains;
 	struct sk_filter_chain_config *default_chain; /* NULL when none */
-	bool served;                          /* every chain has a filter skiff serves today */
+	bool served;                          /* every chain has a filter skiff serves (tcp_proxy, HCM) */
 };
 
 /* Translates l; NULL with err ("listener 'x': filter_chains[2].filters[0]: ...") when it
@@ -71,6 +74,12 @@ struct sk_listener_config {
 struct sk_listener_config *sk_listener_config_new(const Envoy__Config__Listener__V3__Listener *l,
 						  char *err, size_t errlen);
 void sk_listener_config_free(struct sk_listener_config *lc);
+
+/* Internal (shared with hcm.c): FileAccessLog configs -> *out_logs (allocated, *n_out
+ * entries), Envoy's default format when none is given. 0, or -EINVAL with err. */
+int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, size_t n,
+			      struct sk_access_log_config **out_logs, size_t *n_out, const char *where,
+			      char *err, size_t errlen);
 
 /* The message type inside an Any, looking through udpa/xds TypedStruct wrappers:
  * "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy". "" when none. */

@@ -180,13 +180,22 @@ static void test_listeners(void)
 		sk_listener_config_free(lc);
 	}
 
-	/* an HTTP listener is understood but not served by the L4 data plane */
+	/* an HTTP listener: the HCM is translated and kept on the chain, and it is served */
 	lc = listener("{\"name\":\"h\",\"address\":{\"socket_address\":{\"address\":\"0.0.0.0\",\"port_value\":"
 		      "15021}},\"filter_chains\":[{\"filters\":[{\"name\":\"hcm\",\"typed_config\":{\"@type\":"
 		      "\"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-		      "HttpConnectionManager\",\"stat_prefix\":\"agent\"}}]}]}");
-	CHECK(lc && lc->chains[0].http && !lc->served);
+		      "HttpConnectionManager\",\"stat_prefix\":\"agent\",\"route_config\":{\"virtual_hosts\":[{"
+		      "\"name\":\"b\",\"domains\":[\"*\"],\"routes\":[{\"match\":{\"prefix\":\"/healthz/ready\"},"
+		      "\"route\":{\"cluster\":\"agent\"}}]}]},\"http_filters\":[{\"name\":\"envoy.filters.http.router\","
+		      "\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\"}}]}}]}]}");
+	CHECK(lc && lc->chains[0].http && lc->chains[0].hcm != NULL && lc->served);
 	sk_listener_config_free(lc);
+	/* an HCM skiff cannot honour makes the listener fail, naming the filter */
+	CHECK(listener("{\"name\":\"h\",\"address\":{\"socket_address\":{\"address\":\"0.0.0.0\",\"port_value\":"
+		       "1}},\"filter_chains\":[{\"filters\":[{\"name\":\"hcm\",\"typed_config\":{\"@type\":"
+		       "\"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+		       "HttpConnectionManager\",\"stat_prefix\":\"x\",\"rds\":{\"route_config_name\":\"80\"}}}]}]}") == NULL);
+	CHECK_CONTAINS(err, "listener 'h': filter_chains[0].filters[0] (hcm): rds ('80'): not supported yet");
 
 	/* refused: security filters skiff cannot enforce, unknown listener filters, bad weights */
 	CHECK(listener("{\"name\":\"r\",\"address\":{\"socket_address\":{\"address\":\"0.0.0.0\",\"port_value\":1}},"

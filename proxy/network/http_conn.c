@@ -1,0 +1,2185 @@
+/* http_conn: the HTTP/1.1 connection manager and router. See http_conn.h.
+ *
+ * One request at a time per downstream connection: pipelined requests wait, unparsed, in
+ * the read buffer until the response before them is complete, so responses leave in order.
+ * A stream (the request being served) is embedded in the connection and reset between
+ * requests; its buffers are kept and reused, so a keep-alive connection allocates nothing
+ * per request once warm.
+ *
+ * Flow control: the downstream read buffer, the upstream write buffer and the downstream
+ * write buffer are each bounded by the listener's per_connection_buffer_limit_bytes; when
+ * one is full the side that fills it stops reading until it drains.
+ *
+ * Upstream connections come from a per-worker pool keyed by (cluster, host address): an
+ * idle connection is reused for the next request to the same host, watched for the peer
+ * closing it, and closed after SK_HTTP_POOL_IDLE_TIMEOUT. A connection goes back to the pool
+ * only after a complete exchange (request written whole, response read whole, no stray
+ * bytes, both sides willing to keep it alive).
+ *
+ * Not yet: HTTP/2 (either side), retries (retry_policy is translated; only a request without
+ * a body whose pooled connection turned out to be closed by the upstream is sent again, once,
+ * on a new connection), upgrades/CONNECT (403/404), hash policies, request mirroring,
+ * per-try timeouts, circuit breakers other than max_connections, fault and CORS filters. */
+#include "proxy/network/http_conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/http/h1_parser.h"
+#include "proxy/http/route_table.h"
+#include "proxy/listener/listener.h"
+#include "proxy/log/log.h"
+#include "proxy/network/access_log.h"
+#include "proxy/server/snapshot.h"
+#include "proxy/server/workers.h"
+#include "xds/translate/hcm.h"
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/* Envoy's cluster default for common_http_protocol_options.idle_timeout. */
+#define SK_HTTP_POOL_IDLE_TIMEOUT 3600.0
+#define READ_CHUNK 16384
+#define MAX_IDLE_PER_WORKER 4096
+
+/* ---------------------------------------------------------------------------------- */
+/* buffers                                                                             */
+
+struct buf {
+	char *p;
+	size_t off, len, cap; /* data is p[off..len) */
+};
+
+static size_t pending(const struct buf *b)
+{
+	return b->len - b->off;
+}
+
+/* Room for n more bytes at p + len: compacts, then grows. */
+static int reserve(struct buf *b, size_t n)
+{
+	if (b->cap - b->len >= n)
+		return 0;
+	if (b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+		if (b->cap - b->len >= n)
+			return 0;
+	}
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < n)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int append(struct buf *b, const void *d, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (reserve(b, n) < 0)
+		return -ENOMEM;
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	return 0;
+}
+
+static int appends(struct buf *b, const char *s)
+{
+	return append(b, s, strlen(s));
+}
+
+static int appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int appendf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (reserve(b, 256) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= b->cap - b->len) {
+		if (reserve(b, (size_t)n + 1) < 0)
+			return -ENOMEM;
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+	return 0;
+}
+
+static void consume(struct buf *b, size_t n)
+{
+	b->off += n;
+	if (b->off >= b->len)
+		b->off = b->len = 0;
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* small helpers                                                                       */
+
+static _Thread_local uint64_t rng_state;
+
+/* splitmix64: per worker thread, seeded from the clock and the thread's stack address. */
+static uint64_t rnd(void)
+{
+	uint64_t z;
+
+	if (rng_state == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		rng_state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+	}
+	z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void uuid4(char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = rnd(), b = rnd();
+	uint8_t x[16];
+	int i, j = 0;
+
+	memcpy(x, &a, 8);
+	memcpy(x + 8, &b, 8);
+	x[6] = (uint8_t)((x[6] & 0x0f) | 0x40);
+	x[8] = (uint8_t)((x[8] & 0x3f) | 0x80);
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[x[i] >> 4];
+		out[j++] = hex[x[i] & 15];
+	}
+	out[j] = '\0';
+}
+
+static bool ieq(const char *a, size_t an, const char *b)
+{
+	size_t bn = strlen(b);
+
+	if (an != bn)
+		return false;
+	for (size_t i = 0; i < an; i++) {
+		char x = a[i], y = b[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x = (char)(x + 32);
+		if (y >= 'A' && y <= 'Z')
+			y = (char)(y + 32);
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+static const char *reason_phrase(unsigned code)
+{
+	switch (code) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* Hop-by-hop fields (RFC 9110 7.6.1) and the framing skiff redoes: never copied through. */
+static bool hop_by_hop(const char *n, size_t len)
+{
+	return ieq(n, len, "connection") || ieq(n, len, "keep-alive") || ieq(n, len, "proxy-connection") ||
+	       ieq(n, len, "transfer-encoding") || ieq(n, len, "te") || ieq(n, len, "upgrade") ||
+	       ieq(n, len, "content-length");
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* stats                                                                               */
+
+void sk_http_stats_register(struct sk_http_stats *t, struct sk_stats_store *st, const char *prefix)
+{
+#define C(field) t->field = sk_stats_counterf(st, "http.%s." #field, prefix)
+#define G(field) t->field = sk_stats_gaugef(st, SK_GAUGE_SUM, "http.%s." #field, prefix)
+	C(downstream_cx_total);
+	G(downstream_cx_active);
+	C(downstream_cx_http1_total);
+	G(downstream_cx_http1_active);
+	C(downstream_cx_destroy);
+	C(downstream_cx_protocol_error);
+	C(downstream_cx_idle_timeout);
+	C(downstream_rq_total);
+	C(downstream_rq_http1_total);
+	G(downstream_rq_active);
+	C(downstream_rq_completed);
+	C(downstream_rq_timeout);
+	C(downstream_rq_idle_timeout);
+	C(downstream_rq_rx_reset);
+	C(downstream_rq_tx_reset);
+	C(downstream_rq_too_large);
+	C(downstream_cx_rx_bytes_total);
+	C(downstream_cx_tx_bytes_total);
+	C(no_route);
+	C(no_cluster);
+	C(rq_redirect);
+	C(rq_direct_response);
+	C(rq_total);
+	/* skiff's own: HTTP filters accepted without effect on this chain */
+	G(filters_accepted_without_effect);
+#undef C
+#undef G
+	for (int k = 1; k <= 5; k++)
+		t->downstream_rq_class[k] = sk_stats_counterf(st, "http.%s.downstream_rq_%dxx", prefix, k);
+	{
+		char name[512];
+
+		snprintf(name, sizeof(name), "http.%s.downstream_rq_time", prefix);
+		t->downstream_rq_time = sk_stats_histogram(st, name);
+	}
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* types                                                                               */
+
+struct upconn {
+	int fd;
+	struct sk_worker *w;
+	ev_io rio, wio;
+	ev_timer timer;                 /* connect timeout, then the pool's idle timeout */
+	struct sk_cluster *cluster;     /* referenced */
+	struct sk_host_set *hs;         /* referenced while host points into it */
+	struct sk_host *host;           /* NULL for ORIGINAL_DST */
+	struct sk_addr addr, local;
+	struct sk_h1_parser *rp;
+	struct buf in, out;
+	struct sk_http_conn *hc;        /* the stream using it; NULL while pooled */
+	bool connected, counted, reused;
+	double connected_at;
+	struct upconn *prev, *next;     /* the worker's idle list */
+};
+
+enum down_framing { DOWN_NONE, DOWN_LENGTH, DOWN_CHUNKED, DOWN_CLOSE };
+
+struct sk_http_conn {
+	struct sk_conn *c;
+	struct sk_worker *w;
+	const struct sk_hcm_config *cfg;
+	const struct sk_http_stats *st;
+	struct sk_h1_parser *parser;
+	struct buf din, dout;
+	ev_io wio;
+	ev_timer rq_timer;              /* request_timeout, then the route timeout */
+	ev_timer idle_timer;            /* connection idle, or the stream idle timeout */
+	uint32_t limit;
+	bool read_eof, close_after, must_close, in_callback;
+	uint64_t n_requests;
+
+	/* the stream */
+	bool active, req_done, discard_body, resp_started, resp_done, down_close;
+	bool keep_alive, expect_continue, forwarding, replayable, timer_is_route, up_keep_alive;
+	int minor;
+	enum sk_h1_method method_id;
+	enum sk_h1_framing req_framing;
+	enum down_framing down_framing;
+	struct buf head;                /* a copy of the request head's bytes */
+	struct sk_h1_field *fields;     /* the request's fields, pointing into head */
+	size_t n_fields, cap_fields;
+	struct sk_h1_slice method, path, authority;
+	struct buf path_buf;            /* the path as forwarded (normalized, rewritten) */
+	struct buf extra;               /* x-request-id, x-forwarded-for, ...: "name: value\r\n" */
+	struct buf resp_head;           /* the response head sent downstream (access log) */
+	struct buf scratch;             /* header formatting */
+	struct buf up_head;             /* the request head as sent upstream (kept for a resend) */
+	struct sk_http_header *rh;      /* the routing view of the fields */
+	size_t cap_rh;
+	bool req_term_written;
+	const struct sk_route *route;
+	const struct sk_route_weighted_cluster *wc;
+	struct sk_cluster *cluster;     /* referenced */
+	struct upconn *u;
+	struct sk_addr up_addr, up_local;
+	const char *flags;
+	unsigned code;
+	double start, wall_start, up_start, service_ms;
+	uint64_t rx_body, tx_body;
+	bool upstream_rq_counted;
+};
+
+static void stream_end(struct sk_http_conn *hc);
+static void process(struct sk_http_conn *hc);
+static void update_io(struct sk_http_conn *hc);
+static void up_process(struct sk_http_conn *hc);
+static void forward(struct sk_http_conn *hc);
+static void up_write(struct upconn *u);
+
+/* ---------------------------------------------------------------------------------- */
+/* the per-worker pool                                                                 */
+
+static void on_up_read(struct ev_loop *loop, ev_io *io, int revents);
+static void on_up_connect_timeout(struct ev_loop *loop, ev_timer *t, int revents);
+
+static _Thread_local struct upconn *idle_list;
+static _Thread_local size_t n_idle;
+
+static void idle_unlink(struct upconn *u)
+{
+	if (u->prev)
+		u->prev->next = u->next;
+	else if (idle_list == u)
+		idle_list = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->prev = u->next = NULL;
+	n_idle--;
+}
+
+/* Closes u and undoes its counts. local: we closed it (not the peer). */
+static void up_destroy(struct upconn *u, bool local)
+{
+	struct sk_worker *w = u->w;
+
+	ev_io_stop(w->loop, &u->rio);
+	ev_io_stop(w->loop, &u->wio);
+	ev_timer_stop(w->loop, &u->timer);
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->counted) {
+		const struct sk_cluster_stats *st = &u->cluster->st;
+
+		if (u->connected_at > 0) {
+			double ms = (ev_now(w->loop) - u->connected_at) * 1000.0;
+
+			sk_stat_record(w->shard, st->upstream_cx_length_ms, ms > 0 ? (uint64_t)ms : 0);
+		}
+		atomic_fetch_sub(&u->cluster->active_cx, 1);
+		sk_stat_sub(w->shard, st->upstream_cx_active, 1);
+		sk_stat_inc(w->shard, st->upstream_cx_destroy);
+		sk_stat_inc(w->shard, local ? st->upstream_cx_destroy_local : st->upstream_cx_destroy_remote);
+		if (u->host)
+			atomic_fetch_sub(&u->host->cx_active, 1);
+	}
+	sk_host_set_unref(u->hs);
+	sk_cluster_unref(u->cluster);
+	sk_h1_parser_free(u->rp);
+	buf_free(&u->in);
+	buf_free(&u->out);
+	free(u);
+}
+
+static void on_idle_event(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct upconn *u = io->data;
+	char b[1];
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = recv(u->fd, b, sizeof(b), MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* the upstream closed it, or sent bytes nobody asked for: either way it is done */
+	idle_unlink(u);
+	up_destroy(u, n > 0);
+}
+
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct upconn *u = t->data;
+
+	(void)loop;
+	(void)revents;
+	sk_stat_inc(u->w->shard, u->cluster->st.upstream_cx_idle_timeout);
+	idle_unlink(u);
+	up_destroy(u, true);
+}
+
+/* Puts u back in the pool after a complete exchange. */
+static void pool_put(struct upconn *u)
+{
+	struct sk_worker *w = u->w;
+
+	u->hc = NULL;
+	ev_io_stop(w->loop, &u->rio);
+	ev_io_stop(w->loop, &u->wio);
+	ev_timer_stop(w->loop, &u->timer);
+	if (n_idle >= MAX_IDLE_PER_WORKER) {
+		up_destroy(u, true);
+		return;
+	}
+	/* an idle connection keeps no buffer */
+	buf_free(&u->in);
+	buf_free(&u->out);
+	ev_io_init(&u->rio, on_idle_event, u->fd, EV_READ);
+	u->rio.data = u;
+	ev_io_start(w->loop, &u->rio);
+	ev_timer_init(&u->timer, on_idle_timeout, SK_HTTP_POOL_IDLE_TIMEOUT, 0.);
+	u->timer.data = u;
+	ev_timer_start(w->loop, &u->timer);
+	u->next = idle_list;
+	if (idle_list)
+		idle_list->prev = u;
+	idle_list = u;
+	n_idle++;
+}
+
+static bool same_addr(const struct sk_addr *a, const struct sk_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr)
+{
+	for (struct upconn *u = idle_list; u != NULL; u = u->next) {
+		if (u->cluster == cl && same_addr(&u->addr, addr)) {
+			idle_unlink(u);
+			ev_io_stop(u->w->loop, &u->rio);
+			ev_timer_stop(u->w->loop, &u->timer);
+			ev_io_init(&u->rio, on_up_read, u->fd, EV_READ);
+			ev_init(&u->timer, on_up_connect_timeout);
+			u->rio.data = u->timer.data = u;
+			u->reused = true;
+			return u;
+		}
+	}
+	return NULL;
+}
+
+void sk_http_pool_close_all(struct sk_worker *w)
+{
+	struct upconn *u = idle_list, *next;
+
+	for (; u != NULL; u = next) {
+		next = u->next;
+		if (u->w != w)
+			continue;
+		idle_unlink(u);
+		up_destroy(u, true);
+	}
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* downstream I/O                                                                      */
+
+static void on_down_write(struct ev_loop *loop, ev_io *io, int revents);
+static void on_down_read(struct ev_loop *loop, ev_io *io, int revents);
+
+/* Writes what dout holds; sets must_close on an error or when a closing response is out. */
+static void d_flush(struct sk_http_conn *hc)
+{
+	while (pending(&hc->dout) > 0) {
+		ssize_t n = send(hc->c->fd, hc->dout.p + hc->dout.off, pending(&hc->dout), MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			hc->must_close = true;
+			return;
+		}
+		sk_stat_add(hc->w->shard, hc->st->downstream_cx_tx_bytes_total, (uint64_t)n);
+		consume(&hc->dout, (size_t)n);
+	}
+	if (pending(&hc->dout) == 0 && hc->close_after && !hc->active)
+		hc->must_close = true;
+}
+
+/* Local reply (Envoy's sendLocalReply): status, a text body, the response header mutations
+ * of the route when there is one. The stream's response is complete afterwards. */
+static void local_reply(struct sk_http_conn *hc, unsigned code, const char *flags, const char *body,
+			const char *location)
+{
+	size_t blen = body ? strlen(body) : 0;
+
+	hc->code = code;
+	if (flags)
+		hc->flags = flags;
+	if (!hc->req_done)
+		hc->discard_body = true;
+	if (!hc->keep_alive || code == 400 || code == 431 || code == 413 || code == 408 || code == 501 ||
+	    code == 505)
+		hc->close_after = true;
+	hc->resp_head.off = hc->resp_head.len = 0;
+	appendf(&hc->resp_head, "HTTP/1.1 %u %s\r\n", code, reason_phrase(code));
+	if (location)
+		appendf(&hc->resp_head, "location: %s\r\n", location);
+	if (blen)
+		appendf(&hc->resp_head, "content-length: %zu\r\ncontent-type: text/plain\r\n", blen);
+	else
+		appends(&hc->resp_head, "content-length: 0\r\n");
+	if (hc->cfg->server_header != SK_SERVER_PASS_THROUGH)
+		appendf(&hc->resp_head, "server: %s\r\n", hc->cfg->server_name);
+	if (hc->close_after)
+		appends(&hc->resp_head, "connection: close\r\n");
+	appends(&hc->resp_head, "\r\n");
+	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
+	if (hc->method_id != SK_H1_M_HEAD)
+		append(&hc->dout, body, blen);
+	hc->tx_body += blen;
+	hc->resp_started = hc->resp_done = true;
+	hc->down_close = hc->close_after;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* access log and header values                                                        */
+
+/* Finds name (lower-case) in a serialized head "Name: value\r\n..." after its first line. */
+static const char *find_in_head(const struct buf *h, const char *name, size_t n, size_t *vlen)
+{
+	const char *p = h->p, *end = h->p ? h->p + h->len : NULL;
+
+	if (p == NULL)
+		return NULL;
+	p = memchr(p, '\n', (size_t)(end - p));
+	while (p && ++p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon;
+
+		if (eol == NULL)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon && ieq(p, (size_t)(colon - p), name) && (size_t)(colon - p) == n) {
+			const char *v = colon + 1, *ve = eol > v && eol[-1] == '\r' ? eol - 1 : eol;
+
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			*vlen = (size_t)(ve - v);
+			return v;
+		}
+		p = eol;
+	}
+	return NULL;
+}
+
+static const char *header_lookup(void *ctx, bool resp, const char *name, size_t n, size_t *vlen)
+{
+	struct sk_http_conn *hc = ctx;
+	const char *v;
+
+	if (resp)
+		return find_in_head(&hc->resp_head, name, n, vlen);
+	if (strcmp(name, ":method") == 0 && hc->method.p) {
+		*vlen = hc->method.len;
+		return hc->method.p;
+	}
+	if (strcmp(name, ":path") == 0 && hc->path.p) {
+		*vlen = hc->path.len;
+		return hc->path.p;
+	}
+	if ((strcmp(name, ":authority") == 0 || strcmp(name, "host") == 0) && hc->authority.p) {
+		*vlen = hc->authority.len;
+		return hc->authority.p;
+	}
+	if (strcmp(name, ":scheme") == 0) {
+		*vlen = 4;
+		return "http";
+	}
+	/* what skiff added or replaced ("name: value\r\n" lines), then what the client sent */
+	for (const char *p = hc->extra.p, *end = hc->extra.p + hc->extra.len; p != NULL && p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon;
+
+		if (eol == NULL)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon && (size_t)(colon - p) == n && ieq(p, n, name)) {
+			*vlen = (size_t)(eol - 1 - (colon + 2));
+			return colon + 2;
+		}
+		p = eol + 1;
+	}
+	for (size_t i = 0; i < hc->n_fields; i++) {
+		if (ieq(hc->fields[i].name.p, hc->fields[i].name.len, name)) {
+			*vlen = hc->fields[i].value.len;
+			v = hc->fields[i].value.p;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static void fill_entry(struct sk_http_conn *hc, struct sk_access_log_entry *e)
+{
+	struct sk_conn *c = hc->c;
+
+	memset(e, 0, sizeof(*e));
+	e->start = hc->wall_start;
+	e->duration_ms = (ev_now(hc->w->loop) - hc->start) * 1000.0;
+	e->downstream_remote = &c->peer;
+	e->downstream_local = &c->local;
+	e->upstream_host = hc->up_addr.len ? &hc->up_addr : NULL;
+	e->upstream_local = hc->up_local.len ? &hc->up_local : NULL;
+	e->upstream_cluster = hc->cluster ? hc->cluster->config->name : NULL;
+	e->response_flags = hc->flags ? hc->flags : "-";
+	e->bytes_received = hc->rx_body;
+	e->bytes_sent = hc->tx_body;
+	e->connection_id = c->id;
+	e->protocol = hc->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	e->response_code = hc->code;
+	e->route_name = hc->route && hc->route->name && hc->route->name[0] ? hc->route->name : NULL;
+	e->header = header_lookup;
+	e->header_ctx = hc;
+}
+
+/* A header value with %COMMAND%s expanded (Envoy's header formatter), in hc->scratch. */
+static const char *format_value(struct sk_http_conn *hc, const char *value)
+{
+	struct sk_access_log_entry e;
+	size_t cap;
+
+	if (strchr(value, '%') == NULL)
+		return value;
+	fill_entry(hc, &e);
+	hc->scratch.off = hc->scratch.len = 0;
+	cap = strlen(value) + 512;
+	if (reserve(&hc->scratch, cap) < 0)
+		return "";
+	sk_access_log_format(value, &e, hc->scratch.p, cap);
+	return hc->scratch.p;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* header mutations                                                                    */
+
+/* The levels of header changes that apply, most specific first (Envoy applies the route's,
+ * then the virtual host's, then the route configuration's; with the default
+ * most_specific_header_mutations_wins false, a later level overrides an earlier one). */
+static size_t mutation_levels(const struct sk_http_conn *hc, const struct sk_header_mutations **lv)
+{
+	size_t n = 0;
+	const struct sk_route *r = hc->route;
+
+	if (r == NULL)
+		return 0;
+	if (hc->wc)
+		lv[n++] = &hc->wc->mutations;
+	lv[n++] = &r->mutations;
+	lv[n++] = &r->vhost->mutations;
+	lv[n++] = &r->vhost->config->mutations;
+	return n;
+}
+
+static bool removed(const struct sk_header_mutations **lv, size_t nl, bool resp, const char *name, size_t n)
+{
+	for (size_t i = 0; i < nl; i++) {
+		const struct sk_header_ops *o = resp ? &lv[i]->response : &lv[i]->request;
+
+		for (size_t k = 0; k < o->n_remove; k++)
+			if (ieq(name, n, o->remove[k]))
+				return true;
+		for (size_t k = 0; k < o->n_add; k++)
+			if ((o->add[k].append == SK_OVERWRITE_IF_EXISTS_OR_ADD ||
+			     o->add[k].append == SK_OVERWRITE_IF_EXISTS) && ieq(name, n, o->add[k].key))
+				return true;
+	}
+	return false;
+}
+
+/* Appends the added headers of every level to out. present(name) says whether the message
+ * (before changes) had the header, for ADD_IF_ABSENT and OVERWRITE_IF_EXISTS. */
+static void add_headers(struct sk_http_conn *hc, struct buf *out, const struct sk_header_mutations **lv,
+			size_t nl, bool resp, bool (*present)(struct sk_http_conn *, const char *))
+{
+	/* least specific last but winning: apply from the least specific level, and skip an
+	 * overwrite that a less specific level also overwrites */
+	for (size_t i = nl; i-- > 0;) {
+		const struct sk_header_ops *o = resp ? &lv[i]->response : &lv[i]->request;
+
+		for (size_t k = 0; k < o->n_add; k++) {
+			const struct sk_header_add *a = &o->add[k];
+			const char *v;
+			bool overridden = false;
+
+			if (a->append == SK_ADD_IF_ABSENT && present(hc, a->key))
+				continue;
+			if (a->append == SK_OVERWRITE_IF_EXISTS && !present(hc, a->key))
+				continue;
+			if (a->append == SK_OVERWRITE_IF_EXISTS_OR_ADD || a->append == SK_OVERWRITE_IF_EXISTS) {
+				for (size_t j = i + 1; j < nl && !overridden; j++) {
+					const struct sk_header_ops *p = resp ? &lv[j]->response : &lv[j]->request;
+
+					for (size_t m = 0; m < p->n_add; m++)
+						if (strcmp(p->add[m].key, a->key) == 0 &&
+						    p->add[m].append == SK_OVERWRITE_IF_EXISTS_OR_ADD)
+							overridden = true;
+				}
+			}
+			if (overridden)
+				continue;
+			v = format_value(hc, a->value);
+			if (v[0] == '\0' && !a->keep_empty_value)
+				continue;
+			appendf(out, "%s: %s\r\n", a->key, v);
+		}
+	}
+}
+
+static bool req_present(struct sk_http_conn *hc, const char *name)
+{
+	size_t vlen;
+
+	return header_lookup(hc, false, name, strlen(name), &vlen) != NULL;
+}
+
+static bool resp_present(struct sk_http_conn *hc, const char *name)
+{
+	size_t vlen;
+
+	return find_in_head(&hc->resp_head, name, strlen(name), &vlen) != NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* paths                                                                               */
+
+/* merge_slashes and RFC 3986 dot-segment removal on the path part (query kept as is). */
+static void normalize(struct sk_http_conn *hc, struct buf *out, const char *p, size_t n)
+{
+	const char *q = memchr(p, '?', n);
+	size_t plen = q ? (size_t)(q - p) : n;
+	size_t start = out->len;
+
+	for (size_t i = 0; i < plen; i++) {
+		if (hc->cfg->merge_slashes && p[i] == '/' && out->len > start && out->p[out->len - 1] == '/')
+			continue;
+		append(out, &p[i], 1);
+	}
+	if (hc->cfg->normalize_path) {
+		/* remove "." and ".." segments in place */
+		char *s = out->p + start, *w = s;
+		size_t len = out->len - start, i = 0;
+
+		while (i < len) {
+			if (s[i] == '/' && i + 1 < len && s[i + 1] == '.' && (i + 2 == len || s[i + 2] == '/')) {
+				i += 2;
+				if (i == len) {
+					*w++ = '/';
+				}
+				continue;
+			}
+			if (s[i] == '/' && i + 2 < len && s[i + 1] == '.' && s[i + 2] == '.' &&
+			    (i + 3 == len || s[i + 3] == '/')) {
+				while (w > s && *--w != '/') {
+				}
+				i += 3;
+				if (i == len)
+					*w++ = '/';
+				continue;
+			}
+			*w++ = s[i++];
+		}
+		if (w == s)
+			*w++ = '/';
+		out->len = start + (size_t)(w - s);
+	}
+	if (q)
+		append(out, q, n - plen);
+}
+
+/* The request's head, copied: the parser's slices die with the next parse call. */
+static int copy_head(struct sk_http_conn *hc, const struct sk_h1_head *h, const char *base)
+{
+	size_t i;
+	const char *hbase;
+
+	hc->head.off = hc->head.len = 0;
+	if (append(&hc->head, base, h->head_len) < 0)
+		return -ENOMEM;
+	hbase = hc->head.p;
+#define REBASE(s) ((struct sk_h1_slice){ (s).p ? hbase + ((s).p - base) : NULL, (s).len })
+	if (h->n_fields > hc->cap_fields) {
+		struct sk_h1_field *f = realloc(hc->fields, h->n_fields * sizeof(*f));
+
+		if (f == NULL)
+			return -ENOMEM;
+		hc->fields = f;
+		hc->cap_fields = h->n_fields;
+	}
+	for (i = 0; i < h->n_fields; i++) {
+		hc->fields[i].name = REBASE(h->fields[i].name);
+		hc->fields[i].value = REBASE(h->fields[i].value);
+	}
+	hc->n_fields = h->n_fields;
+	hc->method = REBASE(h->method);
+	hc->authority = h->form == SK_H1_ABSOLUTE_FORM && h->authority.len ? REBASE(h->authority) : REBASE(h->host);
+	{
+		struct sk_h1_slice p = REBASE(h->path);
+
+		hc->path_buf.off = hc->path_buf.len = 0;
+		if (p.len == 0 || p.p[0] != '/')
+			appends(&hc->path_buf, "/");
+		if (hc->cfg->merge_slashes || hc->cfg->normalize_path)
+			normalize(hc, &hc->path_buf, p.p ? p.p : "", p.len);
+		else
+			append(&hc->path_buf, p.p ? p.p : "", p.len);
+		hc->path = (struct sk_h1_slice){ hc->path_buf.p, hc->path_buf.len };
+	}
+#undef REBASE
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* stream lifecycle                                                                    */
+
+static void stream_begin(struct sk_http_conn *hc)
+{
+	struct sk_worker *w = hc->w;
+
+	hc->active = true;
+	hc->req_done = hc->discard_body = hc->resp_started = hc->resp_done = hc->down_close = false;
+	hc->forwarding = hc->replayable = hc->timer_is_route = hc->upstream_rq_counted = false;
+	hc->route = NULL;
+	hc->wc = NULL;
+	hc->cluster = NULL;
+	hc->u = NULL;
+	hc->up_addr.len = hc->up_local.len = 0;
+	hc->flags = NULL;
+	hc->code = 0;
+	hc->rx_body = hc->tx_body = 0;
+	hc->service_ms = 0;
+	hc->extra.off = hc->extra.len = 0;
+	hc->resp_head.off = hc->resp_head.len = 0;
+	hc->start = ev_now(w->loop);
+	hc->wall_start = ev_time();
+	hc->n_requests++;
+	sk_stat_inc(w->shard, hc->st->downstream_rq_total);
+	sk_stat_inc(w->shard, hc->st->downstream_rq_http1_total);
+	sk_stat_add(w->shard, hc->st->downstream_rq_active, 1);
+	if (hc->cfg->request_timeout > 0) {
+		ev_timer_set(&hc->rq_timer, hc->cfg->request_timeout, 0.);
+		ev_timer_start(w->loop, &hc->rq_timer);
+	}
+}
+
+/* Releases the upstream connection: to the pool after a clean exchange, else closed. */
+static void up_release(struct sk_http_conn *hc, bool reusable)
+{
+	struct upconn *u = hc->u;
+
+	if (u == NULL)
+		return;
+	hc->u = NULL;
+	if (hc->upstream_rq_counted) {
+		sk_stat_sub(hc->w->shard, u->cluster->st.upstream_rq_active, 1);
+		hc->upstream_rq_counted = false;
+	}
+	if (reusable && u->connected && pending(&u->out) == 0 && pending(&u->in) == 0)
+		pool_put(u);
+	else
+		up_destroy(u, true);
+}
+
+/* Both halves are done (or the stream is abandoned): log, count, reset for the next one. */
+static void stream_end(struct sk_http_conn *hc)
+{
+	struct sk_worker *w = hc->w;
+	const struct sk_hcm_config *cfg = hc->cfg;
+	double ms = (ev_now(w->loop) - hc->start) * 1000.0;
+	size_t i;
+
+	if (!hc->active)
+		return;
+	ev_timer_stop(w->loop, &hc->rq_timer);
+	up_release(hc, false);
+	if (hc->code >= 100 && hc->code < 600)
+		sk_stat_inc(w->shard, hc->st->downstream_rq_class[hc->code / 100]);
+	sk_stat_inc(w->shard, hc->st->downstream_rq_completed);
+	sk_stat_sub(w->shard, hc->st->downstream_rq_active, 1);
+	sk_stat_record(w->shard, hc->st->downstream_rq_time, ms > 0 ? (uint64_t)ms : 0);
+	for (i = 0; i < cfg->n_access_logs; i++) {
+		struct sk_access_log_entry e;
+
+		fill_entry(hc, &e);
+		sk_access_log_write(cfg->access_logs[i].path, cfg->access_logs[i].format, &e);
+	}
+	if (hc->cluster) {
+		sk_cluster_unref(hc->cluster);
+		hc->cluster = NULL;
+	}
+	hc->active = false;
+	if (hc->down_close || !hc->keep_alive)
+		hc->close_after = true;
+	if (cfg->max_requests_per_connection && hc->n_requests >= cfg->max_requests_per_connection)
+		hc->close_after = true;
+	hc->route = NULL;
+	hc->n_fields = 0;
+	hc->method.p = hc->path.p = hc->authority.p = NULL;
+	if (hc->close_after && pending(&hc->dout) == 0)
+		hc->must_close = true;
+}
+
+/* A protocol error in the request (the parser's ERROR): answered, then the connection
+ * closes. The request must not reach the upstream. */
+static void request_error(struct sk_http_conn *hc, int status, const char *reason)
+{
+	struct sk_worker *w = hc->w;
+
+	sk_log_debug(SK_LOG_HTTP, "[C%llu] http: bad request: %s (%d)", (unsigned long long)hc->c->id,
+		     reason ? reason : "?", status);
+	sk_stat_inc(w->shard, hc->st->downstream_cx_protocol_error);
+	if (status == 413)
+		sk_stat_inc(w->shard, hc->st->downstream_rq_too_large);
+	hc->close_after = true;
+	hc->keep_alive = false;
+	if (!hc->active) {
+		stream_begin(hc);
+		hc->minor = 1;
+	}
+	if (hc->u) {
+		/* mid-body: the upstream got part of a request; that connection is spoilt */
+		sk_stat_inc(w->shard, hc->u->cluster->st.upstream_rq_tx_reset);
+		up_release(hc, false);
+	}
+	hc->req_done = true;
+	if (hc->resp_started) {
+		hc->must_close = true;
+		stream_end(hc);
+		return;
+	}
+	local_reply(hc, status ? (unsigned)status : 400, "DPE", reason_phrase(status ? (unsigned)status : 400), NULL);
+	stream_end(hc);
+}
+
+/* An upstream failure before the response started: local reply; after: the downstream
+ * connection is cut (the client sees a truncated response, as Envoy does). */
+static void upstream_failure(struct sk_http_conn *hc, unsigned code, const char *flags, const char *body)
+{
+	up_release(hc, false);
+	if (hc->resp_started) {
+		hc->flags = flags;
+		hc->must_close = true;
+		hc->down_close = true;
+		stream_end(hc);
+		return;
+	}
+	local_reply(hc, code, flags, body, NULL);
+	if (hc->req_done)
+		stream_end(hc);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* timers                                                                              */
+
+static void finish_callback(struct sk_http_conn *hc);
+
+static void on_rq_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_http_conn *hc = t->data;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	if (hc->timer_is_route) {
+		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream request timeout", (unsigned long long)hc->c->id);
+		if (hc->cluster)
+			sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_timeout);
+		if (hc->u && !hc->resp_started)
+			sk_stat_inc(hc->w->shard, hc->u->cluster->st.upstream_rq_class[5]);
+		upstream_failure(hc, 504, "UT", "upstream request timeout");
+	} else {
+		/* request_timeout: the whole request did not arrive in time */
+		sk_stat_inc(hc->w->shard, hc->st->downstream_rq_timeout);
+		hc->keep_alive = false;
+		hc->req_done = true;
+		upstream_failure(hc, 408, "DT", "request timeout");
+		stream_end(hc);
+	}
+	finish_callback(hc);
+}
+
+static void arm_idle(struct sk_http_conn *hc)
+{
+	double t;
+
+	if (hc->active)
+		t = hc->cfg->stream_idle_timeout;
+	else if (pending(&hc->din) > 0 && hc->cfg->request_headers_timeout > 0)
+		t = hc->cfg->request_headers_timeout;
+	else
+		t = hc->cfg->idle_timeout;
+	ev_timer_stop(hc->w->loop, &hc->idle_timer);
+	if (t > 0) {
+		ev_timer_set(&hc->idle_timer, t, 0.);
+		ev_timer_start(hc->w->loop, &hc->idle_timer);
+	}
+}
+
+static void on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_http_conn *hc = t->data;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	if (hc->active) {
+		sk_stat_inc(hc->w->shard, hc->st->downstream_rq_idle_timeout);
+		hc->keep_alive = false;
+		if (!hc->req_done)
+			hc->req_done = true;
+		upstream_failure(hc, 408, "SI", "stream timeout");
+		stream_end(hc);
+	} else if (pending(&hc->din) > 0) {
+		/* request_headers_timeout (or idle) with a partial head */
+		hc->keep_alive = false;
+		stream_begin(hc);
+		hc->minor = 1;
+		hc->req_done = true;
+		local_reply(hc, 408, "DT", "request timeout", NULL);
+		stream_end(hc);
+	} else {
+		sk_stat_inc(hc->w->shard, hc->st->downstream_cx_idle_timeout);
+		hc->must_close = true;
+	}
+	finish_callback(hc);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* upstream connections                                                                */
+
+static void on_up_read(struct ev_loop *loop, ev_io *io, int revents);
+static void on_up_write(struct ev_loop *loop, ev_io *io, int revents);
+
+static void up_connect_failed(struct sk_http_conn *hc, bool timeout, int err)
+{
+	struct upconn *u = hc->u;
+	struct sk_worker *w = hc->w;
+	char up[SK_ADDR_TEXT_MAX];
+
+	sk_addr_format(&u->addr, up, sizeof(up));
+	sk_log_debug(SK_LOG_UPSTREAM, "[C%llu] http: connect to %s (cluster '%s') %s%s",
+		     (unsigned long long)hc->c->id, up, u->cluster->config->name,
+		     timeout ? "timed out" : "failed: ", timeout ? "" : strerror(err));
+	if (timeout)
+		sk_stat_inc(w->shard, u->cluster->st.upstream_cx_connect_timeout);
+	sk_stat_inc(w->shard, u->cluster->st.upstream_cx_connect_fail);
+	if (u->host)
+		atomic_fetch_add(&u->host->cx_connect_fail, 1);
+	sk_stat_inc(w->shard, u->cluster->st.upstream_rq_class[5]);
+	{
+		int k = sk_http_code_index(503);
+
+		if (k >= 0)
+			sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
+	}
+	upstream_failure(hc, 503, "UF",
+			 timeout ? "upstream connect error or disconnect/reset before headers. reset reason: "
+				   "connection timeout"
+				 : "upstream connect error or disconnect/reset before headers. reset reason: "
+				   "connection failure");
+}
+
+static void on_up_connect_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct upconn *u = t->data;
+	struct sk_http_conn *hc = u->hc;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	up_connect_failed(hc, true, ETIMEDOUT);
+	finish_callback(hc);
+}
+
+/* Opens a new connection to addr for the stream; NULL after answering (503) on failure. */
+static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, struct sk_host *host,
+			      struct sk_host_set *hs, const struct sk_addr *addr)
+{
+	struct sk_worker *w = hc->w;
+	const struct sk_cluster_config *cc = cl->config;
+	struct upconn *u;
+	int fd, one = 1;
+
+	if (atomic_load(&cl->active_cx) >= cc->cb[0].max_connections) {
+		sk_stat_inc(w->shard, cl->st.upstream_cx_overflow);
+		local_reply(hc, 503, "UO", "upstream connect error or disconnect/reset before headers. reset "
+			    "reason: overflow", NULL);
+		return NULL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		local_reply(hc, 503, "UF", "out of memory", NULL);
+		return NULL;
+	}
+	u->fd = -1;
+	u->w = w;
+	u->cluster = sk_cluster_ref(cl);
+	u->host = host;
+	u->hs = hs ? sk_host_set_ref(hs) : NULL;
+	u->addr = *addr;
+	u->rp = sk_h1_parser_new(SK_H1_RESPONSE, NULL);
+	ev_init(&u->rio, on_up_read);
+	ev_init(&u->wio, on_up_write);
+	ev_init(&u->timer, on_up_connect_timeout);
+	u->rio.data = u->wio.data = u->timer.data = u;
+	u->hc = hc;
+	hc->u = u;
+	if (u->rp == NULL) {
+		hc->u = NULL;
+		up_destroy(u, true);
+		local_reply(hc, 503, "UF", "out of memory", NULL);
+		return NULL;
+	}
+	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		up_connect_failed(hc, false, errno);
+		return NULL;
+	}
+	u->fd = fd;
+	if (addr->ss.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cc->has_bind && cc->bind.ss.ss_family == addr->ss.ss_family) {
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&cc->bind.ss, cc->bind.len) < 0) {
+			up_connect_failed(hc, false, errno);
+			return NULL;
+		}
+	}
+	atomic_fetch_add(&cl->active_cx, 1);
+	u->counted = true;
+	sk_stat_inc(w->shard, cl->st.upstream_cx_total);
+	sk_stat_inc(w->shard, cl->st.upstream_cx_http1_total);
+	sk_stat_add(w->shard, cl->st.upstream_cx_active, 1);
+	if (host) {
+		atomic_fetch_add(&host->cx_total, 1);
+		atomic_fetch_add(&host->cx_active, 1);
+	}
+	if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 && errno != EINPROGRESS) {
+		up_connect_failed(hc, false, errno);
+		return NULL;
+	}
+	ev_io_set(&u->rio, fd, EV_READ);
+	ev_io_set(&u->wio, fd, EV_WRITE);
+	ev_timer_set(&u->timer, cc->connect_timeout, 0.);
+	ev_timer_start(w->loop, &u->timer);
+	ev_io_start(w->loop, &u->wio);
+	return u;
+}
+
+/* Writes u->out; on the first writability after connect, checks the connect result. */
+static void up_write(struct upconn *u)
+{
+	struct sk_http_conn *hc = u->hc;
+	struct sk_worker *w = u->w;
+
+	if (!u->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS)
+			return;
+		if (err != 0) {
+			up_connect_failed(hc, false, err);
+			return;
+		}
+		ev_timer_stop(w->loop, &u->timer);
+		u->connected = true;
+		u->connected_at = ev_now(w->loop);
+		len = sizeof(u->local.ss);
+		getsockname(u->fd, (struct sockaddr *)&u->local.ss, &len);
+		u->local.len = len;
+		hc->up_local = u->local;
+		ev_io_start(w->loop, &u->rio);
+	}
+	while (pending(&u->out) > 0) {
+		ssize_t n = send(u->fd, u->out.p + u->out.off, pending(&u->out), MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			/* the response may still come (an early reply); reading tells */
+			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream write: %s", (unsigned long long)hc->c->id,
+				     strerror(errno));
+			u->out.off = u->out.len = 0;
+			hc->replayable = hc->replayable && !hc->resp_started;
+			ev_io_stop(w->loop, &u->wio);
+			ev_io_start(w->loop, &u->rio);
+			return;
+		}
+		sk_stat_add(w->shard, u->cluster->st.upstream_cx_tx_bytes_total, (uint64_t)n);
+		consume(&u->out, (size_t)n);
+	}
+	if (pending(&u->out) > 0)
+		ev_io_start(w->loop, &u->wio);
+	else
+		ev_io_stop(w->loop, &u->wio);
+}
+
+static void on_up_write(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct upconn *u = io->data;
+	struct sk_http_conn *hc = u->hc;
+	bool was_over;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	was_over = pending(&u->out) > hc->limit;
+	up_write(u);
+	if (!hc->must_close && hc->u == u && was_over && pending(&u->out) <= hc->limit)
+		process(hc); /* room again: the request body may continue */
+	finish_callback(hc);
+}
+
+/* The response head from upstream -> the head written downstream. */
+static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h)
+{
+	struct sk_worker *w = hc->w;
+	const struct sk_header_mutations *lv[4];
+	size_t nl = mutation_levels(hc, lv), i;
+	struct upconn *u = hc->u;
+	bool server_seen = false;
+	int k;
+
+	hc->code = (unsigned)h->status;
+	hc->up_keep_alive = h->keep_alive;
+	hc->service_ms = (ev_now(w->loop) - hc->up_start) * 1000.0;
+	sk_stat_inc(w->shard, u->cluster->st.upstream_rq_class[h->status / 100]);
+	if ((k = sk_http_code_index((unsigned)h->status)) >= 0)
+		sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
+	if (h->framing == SK_H1_BODY_CHUNKED)
+		hc->down_framing = hc->minor >= 1 ? DOWN_CHUNKED : DOWN_CLOSE;
+	else if (h->framing == SK_H1_BODY_UNTIL_CLOSE)
+		hc->down_framing = DOWN_CLOSE;
+	else if (h->framing == SK_H1_BODY_LENGTH)
+		hc->down_framing = DOWN_LENGTH;
+	else
+		hc->down_framing = DOWN_NONE;
+	hc->down_close = !hc->keep_alive || hc->down_framing == DOWN_CLOSE || !hc->req_done || hc->close_after;
+	if (!hc->req_done)
+		hc->discard_body = true;
+
+	hc->resp_head.off = hc->resp_head.len = 0;
+	appendf(&hc->resp_head, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.len,
+		h->reason.len ? h->reason.p : reason_phrase((unsigned)h->status));
+	for (i = 0; i < h->n_fields; i++) {
+		const struct sk_h1_field *f = &h->fields[i];
+
+		if (hop_by_hop(f->name.p, f->name.len))
+			continue;
+		if (ieq(f->name.p, f->name.len, "server")) {
+			server_seen = true;
+			if (hc->cfg->server_header == SK_SERVER_OVERWRITE)
+				continue;
+		}
+		if (ieq(f->name.p, f->name.len, "x-envoy-upstream-service-time"))
+			continue;
+		if (nl && removed(lv, nl, true, f->name.p, f->name.len))
+			continue;
+		append(&hc->resp_head, f->name.p, f->name.len);
+		appends(&hc->resp_head, ": ");
+		append(&hc->resp_head, f->value.p, f->value.len);
+		appends(&hc->resp_head, "\r\n");
+	}
+	if (h->has_content_length && h->status != 304 && (h->status >= 200 && h->status != 204))
+		appendf(&hc->resp_head, "content-length: %" PRIu64 "\r\n", h->content_length);
+	else if (hc->down_framing == DOWN_CHUNKED)
+		appends(&hc->resp_head, "transfer-encoding: chunked\r\n");
+	if (hc->cfg->server_header == SK_SERVER_OVERWRITE ||
+	    (hc->cfg->server_header == SK_SERVER_APPEND_IF_ABSENT && !server_seen))
+		appendf(&hc->resp_head, "server: %s\r\n", hc->cfg->server_name);
+	appendf(&hc->resp_head, "x-envoy-upstream-service-time: %.0f\r\n", hc->service_ms);
+	if (nl) {
+		/* adds see the response as it came, plus what was already written */
+		add_headers(hc, &hc->resp_head, lv, nl, true, resp_present);
+	}
+	if (hc->down_close)
+		appends(&hc->resp_head, "connection: close\r\n");
+	appends(&hc->resp_head, "\r\n");
+	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
+	hc->resp_started = true;
+}
+
+static void response_body(struct sk_http_conn *hc, const char *p, size_t n)
+{
+	hc->tx_body += n;
+	if (hc->down_framing == DOWN_CHUNKED) {
+		appendf(&hc->dout, "%zx\r\n", n);
+		append(&hc->dout, p, n);
+		appends(&hc->dout, "\r\n");
+	} else {
+		append(&hc->dout, p, n);
+	}
+}
+
+static void response_done(struct sk_http_conn *hc, bool reusable)
+{
+	struct sk_worker *w = hc->w;
+	struct upconn *u = hc->u;
+	double ms = (ev_now(w->loop) - hc->up_start) * 1000.0;
+
+	if (hc->down_framing == DOWN_CHUNKED && !hc->resp_done)
+		appends(&hc->dout, "0\r\n\r\n");
+	hc->resp_done = true;
+	sk_stat_inc(w->shard, u->cluster->st.upstream_rq_completed);
+	sk_stat_record(w->shard, u->cluster->st.upstream_rq_time, ms > 0 ? (uint64_t)ms : 0);
+	up_release(hc, reusable && hc->req_done);
+	if (!hc->req_done) {
+		/* an early response: the rest of the request body goes nowhere; close after */
+		hc->close_after = true;
+	}
+	stream_end(hc);
+}
+
+/* Parses what the upstream sent and streams it downstream. */
+static void up_process(struct sk_http_conn *hc)
+{
+	struct upconn *u = hc->u;
+	struct sk_h1_event ev;
+
+	while (hc->u == u && u != NULL && !hc->must_close) {
+		if (pending(&hc->dout) > hc->limit) {
+			ev_io_stop(hc->w->loop, &u->rio); /* resumed by on_down_write */
+			return;
+		}
+		sk_h1_parse(u->rp, u->in.p ? u->in.p + u->in.off : "", pending(&u->in), &ev);
+		switch (ev.type) {
+		case SK_H1_EV_NEED_MORE:
+			consume(&u->in, ev.consumed);
+			return;
+		case SK_H1_EV_HEAD:
+			if (ev.head->status < 200) {
+				/* interim responses (100 Continue) are not forwarded: skiff answered
+				 * Expect itself */
+				consume(&u->in, ev.consumed);
+				break;
+			}
+			response_head(hc, ev.head);
+			consume(&u->in, ev.consumed);
+			break;
+		case SK_H1_EV_BODY:
+			if (hc->resp_started)
+				response_body(hc, ev.data.p, ev.data.len);
+			consume(&u->in, ev.consumed);
+			break;
+		case SK_H1_EV_TRAILERS:
+			if (hc->down_framing == DOWN_CHUNKED) {
+				appends(&hc->dout, "0\r\n");
+				for (size_t i = 0; i < ev.n_trailers; i++) {
+					append(&hc->dout, ev.trailers[i].name.p, ev.trailers[i].name.len);
+					appends(&hc->dout, ": ");
+					append(&hc->dout, ev.trailers[i].value.p, ev.trailers[i].value.len);
+					appends(&hc->dout, "\r\n");
+				}
+				appends(&hc->dout, "\r\n");
+				hc->resp_done = true; /* the terminator is written */
+			}
+			consume(&u->in, ev.consumed);
+			break;
+		case SK_H1_EV_DONE:
+			consume(&u->in, ev.consumed);
+			/* reusable when the response allowed it and nothing follows it unasked */
+			response_done(hc, hc->up_keep_alive && pending(&u->in) == 0);
+			return;
+		case SK_H1_EV_ERROR:
+			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: bad response from upstream: %s",
+				     (unsigned long long)hc->c->id, ev.reason ? ev.reason : "?");
+			sk_stat_inc(hc->w->shard, u->cluster->st.upstream_cx_protocol_error);
+			upstream_failure(hc, 502, "UPE", "upstream connect error or disconnect/reset before "
+				"headers. reset reason: protocol error");
+			return;
+		}
+	}
+}
+
+/* Envoy charges the upstream codes of locally generated upstream failures (UF, UT, UC, UPE). */
+static void charge(struct sk_http_conn *hc, unsigned code)
+{
+	int k;
+
+	if (hc->cluster == NULL)
+		return;
+	sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_class[code / 100]);
+	if ((k = sk_http_code_index(code)) >= 0)
+		sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_code[k]);
+}
+
+static void up_eof(struct sk_http_conn *hc, int err)
+{
+	struct upconn *u = hc->u;
+	struct sk_h1_event ev;
+
+	if (sk_h1_parse_eof(u->rp, &ev) == SK_H1_EV_DONE && hc->resp_started) {
+		/* a close-delimited body ends here */
+		response_done(hc, false);
+		return;
+	}
+	sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream closed%s%s (%s response)", (unsigned long long)hc->c->id,
+		     err ? ": " : "", err ? strerror(err) : "", hc->resp_started ? "mid" : "before the");
+	if (!hc->resp_started && hc->replayable && u->reused && pending(&u->in) == 0) {
+		/* a pooled connection the upstream had closed as we picked it: the request (no
+		 * body, nothing answered) goes again on a new connection, once */
+		hc->replayable = false;
+		up_release(hc, false);
+		hc->up_addr.len = 0;
+		forward(hc);
+		return;
+	}
+	sk_stat_inc(hc->w->shard, u->cluster->st.upstream_rq_rx_reset);
+	if (!hc->resp_started)
+		charge(hc, 503);
+	upstream_failure(hc, 503, "UC", "upstream connect error or disconnect/reset before headers. reset "
+		"reason: connection termination");
+}
+
+static void on_up_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct upconn *u = io->data;
+	struct sk_http_conn *hc = u->hc;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	if (reserve(&u->in, READ_CHUNK) < 0) {
+		upstream_failure(hc, 503, "UF", "out of memory");
+		finish_callback(hc);
+		return;
+	}
+	n = read(u->fd, u->in.p + u->in.len, u->in.cap - u->in.len);
+	if (n > 0) {
+		u->in.len += (size_t)n;
+		sk_stat_add(hc->w->shard, u->cluster->st.upstream_cx_rx_bytes_total, (uint64_t)n);
+		hc->replayable = false;
+		arm_idle(hc);
+		up_process(hc);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		up_eof(hc, n == 0 ? 0 : errno);
+	}
+	finish_callback(hc);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* forwarding                                                                          */
+
+static void start_route_timer(struct sk_http_conn *hc)
+{
+	double t = hc->route ? hc->route->fwd.timeout : 15.0;
+
+	ev_timer_stop(hc->w->loop, &hc->rq_timer);
+	hc->timer_is_route = true;
+	if (t > 0) {
+		ev_timer_set(&hc->rq_timer, t, 0.);
+		ev_timer_start(hc->w->loop, &hc->rq_timer);
+	}
+}
+
+/* The path as forwarded: prefix_rewrite / regex_rewrite of the route. */
+static void rewrite_path(struct sk_http_conn *hc, struct buf *out)
+{
+	const struct sk_route *r = hc->route;
+	const char *p = hc->path.p;
+	size_t n = hc->path.len;
+
+	if (r->fwd.prefix_rewrite && r->path_kind != SK_PATH_REGEX && r->path_len <= n) {
+		appends(out, r->fwd.prefix_rewrite);
+		append(out, p + r->path_len, n - r->path_len);
+		return;
+	}
+	if (r->fwd.regex_rewrite) {
+		const char *q = memchr(p, '?', n);
+		size_t plen = q ? (size_t)(q - p) : n;
+		long m;
+
+		if (reserve(out, plen * 2 + 1024) == 0) {
+			m = sk_regex_replace(r->fwd.regex_rewrite, p, plen, out->p + out->len, out->cap - out->len);
+			if (m >= 0) {
+				out->len += (size_t)m;
+				append(out, p + plen, n - plen);
+				return;
+			}
+		}
+	}
+	append(out, p, n);
+}
+
+/* The request head for the upstream, in hc->up_head. */
+static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
+{
+	struct buf *b = &hc->up_head;
+	const struct sk_header_mutations *lv[4];
+	size_t nl = mutation_levels(hc, lv), i;
+	const struct sk_route_forward *f = &hc->route->fwd;
+	const char *host_rw = hc->wc && hc->wc->host_rewrite_literal ? hc->wc->host_rewrite_literal
+									: f->host_rewrite_literal;
+	size_t path_start;
+
+	b->off = b->len = 0;
+	append(b, hc->method.p, hc->method.len);
+	appends(b, " ");
+	path_start = b->len;
+	rewrite_path(hc, b);
+	if (b->len - path_start != hc->path.len || memcmp(b->p + path_start, hc->path.p, hc->path.len) != 0)
+		appendf(&hc->extra, "x-envoy-original-path: %.*s\r\n", (int)hc->path.len, hc->path.p);
+	appends(b, " HTTP/1.1\r\n");
+	if (host_rw)
+		appendf(b, "host: %s\r\n", host_rw);
+	else if (f->auto_host_rewrite && host && host->hostname[0])
+		appendf(b, "host: %s\r\n", host->hostname);
+	else
+		appendf(b, "host: %.*s\r\n", (int)hc->authority.len, hc->authority.p ? hc->authority.p : "");
+	for (i = 0; i < hc->n_fields; i++) {
+		const struct sk_h1_field *fl = &hc->fields[i];
+		const char *n = fl->name.p;
+		size_t len = fl->name.len;
+
+		if (ieq(n, len, "host") || hop_by_hop(n, len))
+			continue;
+		if (ieq(n, len, "expect") && hc->expect_continue)
+			continue;
+		if (ieq(n, len, "x-forwarded-for") || ieq(n, len, "x-forwarded-proto") ||
+		    ieq(n, len, "x-request-id") || ieq(n, len, "x-envoy-original-path"))
+			continue; /* re-emitted from extra */
+		if (hc->cfg->underscores == SK_UNDERSCORES_DROP && memchr(n, '_', len))
+			continue;
+		if (nl && removed(lv, nl, false, n, len))
+			continue;
+		append(b, n, len);
+		appends(b, ": ");
+		append(b, fl->value.p, fl->value.len);
+		appends(b, "\r\n");
+	}
+	append(b, hc->extra.p, hc->extra.len);
+	if (nl)
+		add_headers(hc, b, lv, nl, false, req_present);
+	if (hc->req_framing == SK_H1_BODY_LENGTH) {
+		const struct sk_h1_field *cl = sk_h1_field_find(hc->fields, hc->n_fields, "content-length");
+
+		appendf(b, "content-length: %.*s\r\n", cl ? (int)cl->value.len : 1, cl ? cl->value.p : "0");
+	} else if (hc->req_framing == SK_H1_BODY_CHUNKED) {
+		appends(b, "transfer-encoding: chunked\r\n");
+	} else if (hc->method_id == SK_H1_M_POST || hc->method_id == SK_H1_M_PUT) {
+		appends(b, "content-length: 0\r\n");
+	}
+	appends(b, "\r\n");
+}
+
+/* Picks the host, takes a pooled connection or opens one, and sends the request head. */
+static void forward(struct sk_http_conn *hc)
+{
+	struct sk_conn *c = hc->c;
+	struct sk_worker *w = hc->w;
+	struct sk_cluster *cl = hc->cluster;
+	struct sk_host *host = NULL;
+	struct sk_host_set *hs = NULL;
+	struct sk_addr addr;
+	struct upconn *u;
+
+	if (cl->config->type == SK_CLUSTER_ORIGINAL_DST) {
+		addr = c->local;
+	} else {
+		host = sk_cluster_pick(cl, w->index, rnd(), false, &hs);
+		if (host == NULL) {
+			sk_stat_inc(w->shard, cl->st.upstream_cx_none_healthy);
+			local_reply(hc, 503, "UH", "no healthy upstream", NULL);
+			return;
+		}
+		if (host->tls) {
+			sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': host %s needs a TLS transport socket, "
+				    "which this build does not provide yet", (unsigned long long)c->id,
+				    cl->config->name, host->key);
+			sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
+			local_reply(hc, 503, "UF", "upstream connect error or disconnect/reset before headers. "
+				    "reset reason: connection failure", NULL);
+			return;
+		}
+		addr = host->addr;
+	}
+	hc->up_addr = addr;
+	if (!hc->forwarding) {
+		/* first attempt: the head, the counts */
+		build_request(hc, host);
+		sk_stat_inc(w->shard, hc->st->rq_total);
+		sk_stat_inc(w->shard, cl->st.upstream_rq_total);
+		hc->up_start = ev_now(w->loop);
+		hc->forwarding = true;
+		hc->replayable = hc->req_framing == SK_H1_BODY_NONE;
+		if (hc->expect_continue && !hc->req_done)
+			appends(&hc->dout, "HTTP/1.1 100 Continue\r\n\r\n");
+	} else {
+		sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
+	}
+	u = pool_get(cl, &addr);
+	if (u != NULL) {
+		u->hc = hc;
+		hc->u = u;
+		hc->up_local = u->local;
+		ev_io_start(w->loop, &u->rio);
+	} else if ((u = up_open(hc, cl, host, hs, &addr)) == NULL) {
+		return;
+	}
+	sk_stat_add(w->shard, cl->st.upstream_rq_active, 1);
+	hc->upstream_rq_counted = true;
+	sk_h1_parser_expect_response(u->rp, hc->method_id, false);
+	append(&u->out, hc->up_head.p, hc->up_head.len);
+	if (hc->req_done)
+		start_route_timer(hc);
+	if (u->connected)
+		up_write(u);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* requests                                                                            */
+
+static void add_forwarding_headers(struct sk_http_conn *hc)
+{
+	const struct sk_hcm_config *cfg = hc->cfg;
+	struct sk_conn *c = hc->c;
+	const struct sk_h1_field *rid = sk_h1_field_find(hc->fields, hc->n_fields, "x-request-id");
+	const struct sk_h1_field *xfp = sk_h1_field_find(hc->fields, hc->n_fields, "x-forwarded-proto");
+	size_t i;
+	bool any = false;
+
+	/* x-forwarded-for: the client's values (all of them, joined), plus the peer with
+	 * use_remote_address unless skip_xff_append */
+	for (i = 0; i < hc->n_fields; i++) {
+		const struct sk_h1_field *f = &hc->fields[i];
+
+		if (!ieq(f->name.p, f->name.len, "x-forwarded-for"))
+			continue;
+		appends(&hc->extra, any ? "," : "x-forwarded-for: ");
+		append(&hc->extra, f->value.p, f->value.len);
+		any = true;
+	}
+	if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer.ss.ss_family != AF_UNIX) {
+		char ip[SK_ADDR_TEXT_MAX];
+		struct sk_access_log_entry e = { .downstream_remote = &c->peer };
+
+		sk_access_log_format("%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", &e, ip, sizeof(ip));
+		appends(&hc->extra, any ? "," : "x-forwarded-for: ");
+		appends(&hc->extra, ip);
+		any = true;
+	}
+	if (any)
+		appends(&hc->extra, "\r\n");
+	/* x-forwarded-proto: ours at the edge, else the client's when it sent one */
+	if (xfp && !cfg->use_remote_address)
+		appendf(&hc->extra, "x-forwarded-proto: %.*s\r\n", (int)xfp->value.len, xfp->value.p);
+	else
+		appends(&hc->extra, "x-forwarded-proto: http\r\n");
+	/* x-request-id: kept unless an edge proxy should not trust it */
+	if (rid && (cfg->preserve_external_request_id || !cfg->use_remote_address || !cfg->generate_request_id)) {
+		appendf(&hc->extra, "x-request-id: %.*s\r\n", (int)rid->value.len, rid->value.p);
+	} else if (cfg->generate_request_id) {
+		char id[37];
+
+		uuid4(id);
+		appendf(&hc->extra, "x-request-id: %s\r\n", id);
+	}
+}
+
+static void redirect(struct sk_http_conn *hc)
+{
+	const struct sk_route_redirect *rd = &hc->route->redirect;
+	struct buf loc = {0};
+	struct sk_slice auth = { hc->authority.p ? hc->authority.p : "", hc->authority.len };
+	const char *p = hc->path.p;
+	size_t n = hc->path.len;
+	const char *q = memchr(p, '?', n);
+	size_t plen = q ? (size_t)(q - p) : n;
+
+	appends(&loc, rd->scheme ? rd->scheme : "http");
+	appends(&loc, "://");
+	if (rd->host) {
+		appends(&loc, rd->host);
+	} else {
+		size_t ps = sk_route_host_port_start(auth);
+
+		append(&loc, auth.ptr, ps == SIZE_MAX || rd->port || rd->scheme ? (ps == SIZE_MAX ? auth.len : ps) : auth.len);
+	}
+	if (rd->port)
+		appendf(&loc, ":%u", rd->port);
+	if (rd->path) {
+		appends(&loc, rd->path);
+	} else if (rd->prefix_rewrite && hc->route->path_len <= plen) {
+		appends(&loc, rd->prefix_rewrite);
+		append(&loc, p + hc->route->path_len, plen - hc->route->path_len);
+	} else {
+		append(&loc, p, plen);
+	}
+	if (q && !rd->strip_query && !(rd->path && strchr(rd->path, '?')))
+		append(&loc, q, n - plen);
+	append(&loc, "", 1);
+	sk_stat_inc(hc->w->shard, hc->st->rq_redirect);
+	local_reply(hc, rd->code ? rd->code : 301, NULL, NULL, loc.p ? loc.p : "/");
+	buf_free(&loc);
+}
+
+/* Response header mutations on local replies of a route (direct responses, redirects). */
+static void direct_response(struct sk_http_conn *hc)
+{
+	const struct sk_route_direct *d = &hc->route->direct;
+	const struct sk_header_mutations *lv[4];
+	size_t nl = mutation_levels(hc, lv);
+	unsigned code = d->status;
+
+	sk_stat_inc(hc->w->shard, hc->st->rq_direct_response);
+	hc->code = code;
+	if (!hc->req_done)
+		hc->discard_body = true;
+	if (!hc->keep_alive)
+		hc->close_after = true;
+	hc->resp_head.off = hc->resp_head.len = 0;
+	appendf(&hc->resp_head, "HTTP/1.1 %u %s\r\n", code, reason_phrase(code));
+	appendf(&hc->resp_head, "content-length: %zu\r\n", d->body ? d->body_len : 0);
+	if (d->body && d->body_len)
+		appends(&hc->resp_head, "content-type: text/plain\r\n");
+	if (hc->cfg->server_header != SK_SERVER_PASS_THROUGH)
+		appendf(&hc->resp_head, "server: %s\r\n", hc->cfg->server_name);
+	if (nl)
+		add_headers(hc, &hc->resp_head, lv, nl, true, resp_present);
+	if (hc->close_after)
+		appends(&hc->resp_head, "connection: close\r\n");
+	appends(&hc->resp_head, "\r\n");
+	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
+	if (d->body && hc->method_id != SK_H1_M_HEAD)
+		append(&hc->dout, d->body, d->body_len);
+	hc->tx_body += d->body ? d->body_len : 0;
+	hc->resp_started = hc->resp_done = true;
+	hc->down_close = hc->close_after;
+}
+
+/* A new request's head: copy it, check it, route it, and start forwarding or answer. */
+static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, const char *base)
+{
+	struct sk_worker *w = hc->w;
+	const struct sk_hcm_config *cfg = hc->cfg;
+	const struct sk_route_config *rc = cfg->routes;
+	struct sk_route_request rq = {0};
+	const struct sk_route_forward *f;
+	const char *cname = NULL;
+	size_t i, n = 0;
+
+	stream_begin(hc);
+	hc->minor = h->minor;
+	hc->method_id = h->method_id;
+	hc->keep_alive = h->keep_alive;
+	hc->req_framing = h->framing;
+	hc->expect_continue = h->expect_continue;
+	hc->req_term_written = false;
+	if (copy_head(hc, h, base) < 0) {
+		hc->keep_alive = false;
+		local_reply(hc, 503, "DPE", "out of memory", NULL);
+		return;
+	}
+	if (h->tunnel) {
+		/* upgrade_configs are refused at translation; CONNECT has no connect_matcher */
+		hc->keep_alive = false;
+		local_reply(hc, h->method_id == SK_H1_M_CONNECT ? 404 : 403, "NR", NULL, NULL);
+		return;
+	}
+	if (cfg->underscores == SK_UNDERSCORES_REJECT) {
+		for (i = 0; i < hc->n_fields; i++)
+			if (memchr(hc->fields[i].name.p, '_', hc->fields[i].name.len)) {
+				hc->keep_alive = false;
+				local_reply(hc, 400, "DPE", "Bad Request", NULL);
+				return;
+			}
+	}
+	if (hc->n_fields > hc->cap_rh) {
+		struct sk_http_header *rh = realloc(hc->rh, hc->n_fields * sizeof(*rh));
+
+		if (rh == NULL) {
+			local_reply(hc, 503, "DPE", "out of memory", NULL);
+			return;
+		}
+		hc->rh = rh;
+		hc->cap_rh = hc->n_fields;
+	}
+	for (i = 0; i < hc->n_fields; i++) {
+		if (cfg->underscores == SK_UNDERSCORES_DROP && memchr(hc->fields[i].name.p, '_', hc->fields[i].name.len))
+			continue;
+		hc->rh[n].name = (struct sk_slice){ hc->fields[i].name.p, hc->fields[i].name.len };
+		hc->rh[n].value = (struct sk_slice){ hc->fields[i].value.p, hc->fields[i].value.len };
+		n++;
+	}
+	rq.method = (struct sk_slice){ hc->method.p, hc->method.len };
+	rq.authority = (struct sk_slice){ hc->authority.p ? hc->authority.p : "", hc->authority.len };
+	if (cfg->strip_any_host_port)
+		rq.authority = sk_route_host_strip_port(rq.authority, 0);
+	else if (cfg->strip_matching_host_port)
+		rq.authority = sk_route_host_strip_port(rq.authority, sk_addr_port(&hc->c->local));
+	rq.path = (struct sk_slice){ hc->path.p, hc->path.len };
+	rq.scheme = (struct sk_slice){ "http", 4 };
+	rq.headers = hc->rh;
+	rq.n_headers = n;
+	rq.is_grpc = sk_route_is_grpc_content_type(sk_route_request_header(&rq, "content-type", 12));
+	add_forwarding_headers(hc);
+
+	hc->route = sk_route_table_match(rc, &rq, rnd());
+	if (hc->route == NULL) {
+		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: no route for %.*s%.*s", (unsigned long long)hc->c->id,
+			     (int)hc->authority.len, hc->authority.p ? hc->authority.p : "", (int)hc->path.len,
+			     hc->path.p);
+		sk_stat_inc(w->shard, hc->st->no_route);
+		local_reply(hc, 404, "NR", NULL, NULL);
+		return;
+	}
+	if (hc->route->action == SK_ROUTE_DIRECT) {
+		direct_response(hc);
+		return;
+	}
+	if (hc->route->action == SK_ROUTE_REDIRECT) {
+		redirect(hc);
+		return;
+	}
+	f = &hc->route->fwd;
+	switch (f->cluster_kind) {
+	case SK_ROUTE_CLUSTER_NAME:
+		cname = f->cluster;
+		break;
+	case SK_ROUTE_CLUSTER_WEIGHTED:
+		hc->wc = sk_route_pick_weighted(f, &rq, rnd());
+		if (hc->wc && hc->wc->name)
+			cname = hc->wc->name;
+		else if (hc->wc && hc->wc->cluster_header) {
+			struct sk_slice v = sk_route_request_header(&rq, hc->wc->cluster_header,
+								    strlen(hc->wc->cluster_header));
+			hc->scratch.off = hc->scratch.len = 0;
+			append(&hc->scratch, v.ptr ? v.ptr : "", v.len);
+			append(&hc->scratch, "", 1);
+			cname = hc->scratch.p;
+		}
+		break;
+	case SK_ROUTE_CLUSTER_HEADER: {
+		struct sk_slice v = sk_route_request_header(&rq, f->cluster_header, strlen(f->cluster_header));
+
+		hc->scratch.off = hc->scratch.len = 0;
+		append(&hc->scratch, v.ptr ? v.ptr : "", v.len);
+		append(&hc->scratch, "", 1);
+		cname = hc->scratch.p;
+		break;
+	}
+	}
+	hc->cluster = cname && cname[0] ? sk_snapshot_cluster(hc->c->snap, cname) : NULL;
+	if (hc->cluster == NULL) {
+		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: route '%s': unknown cluster '%s'",
+			     (unsigned long long)hc->c->id, hc->route->name, cname ? cname : "");
+		sk_stat_inc(w->shard, hc->st->no_cluster);
+		local_reply(hc, f->cluster_not_found_code ? f->cluster_not_found_code : 503, "NC", NULL, NULL);
+		return;
+	}
+	sk_cluster_ref(hc->cluster);
+	forward(hc);
+}
+
+static void request_body(struct sk_http_conn *hc, const char *p, size_t n)
+{
+	struct upconn *u = hc->u;
+
+	hc->rx_body += n;
+	if (hc->discard_body || u == NULL)
+		return;
+	hc->replayable = false;
+	if (hc->req_framing == SK_H1_BODY_CHUNKED) {
+		appendf(&u->out, "%zx\r\n", n);
+		append(&u->out, p, n);
+		appends(&u->out, "\r\n");
+	} else {
+		append(&u->out, p, n);
+	}
+	if (u->connected)
+		up_write(u);
+}
+
+static void request_trailers(struct sk_http_conn *hc, const struct sk_h1_field *t, size_t n)
+{
+	struct upconn *u = hc->u;
+
+	if (hc->discard_body || u == NULL || hc->req_framing != SK_H1_BODY_CHUNKED)
+		return;
+	appends(&u->out, "0\r\n");
+	for (size_t i = 0; i < n; i++) {
+		append(&u->out, t[i].name.p, t[i].name.len);
+		appends(&u->out, ": ");
+		append(&u->out, t[i].value.p, t[i].value.len);
+		appends(&u->out, "\r\n");
+	}
+	appends(&u->out, "\r\n");
+	hc->req_term_written = true;
+}
+
+static void request_done(struct sk_http_conn *hc)
+{
+	struct upconn *u = hc->u;
+
+	hc->req_done = true;
+	if (u != NULL && !hc->discard_body) {
+		if (hc->req_framing == SK_H1_BODY_CHUNKED && !hc->req_term_written)
+			appends(&u->out, "0\r\n\r\n");
+		start_route_timer(hc);
+		if (u->connected)
+			up_write(u);
+	} else if (hc->forwarding && !hc->resp_done) {
+		/* no upstream connection (being replaced): the timer starts with it */
+		start_route_timer(hc);
+	}
+	if (hc->resp_done)
+		stream_end(hc);
+	else if (hc->cfg->request_timeout > 0 && !hc->timer_is_route)
+		ev_timer_stop(hc->w->loop, &hc->rq_timer);
+}
+
+/* Parses the downstream bytes: heads, bodies, the end of requests; stops when the current
+ * request is whole (the next one waits for its response), on backpressure, or on close. */
+static void process(struct sk_http_conn *hc)
+{
+	struct sk_h1_event ev;
+
+	while (!hc->must_close) {
+		if (hc->active && hc->req_done)
+			return;
+		if (!hc->active && (hc->close_after || pending(&hc->dout) > hc->limit))
+			return;
+		if (hc->active && hc->u && pending(&hc->u->out) > hc->limit)
+			return; /* resumed by on_up_write */
+		sk_h1_parse(hc->parser, hc->din.p ? hc->din.p + hc->din.off : "", pending(&hc->din), &ev);
+		switch (ev.type) {
+		case SK_H1_EV_NEED_MORE:
+			consume(&hc->din, ev.consumed);
+			return;
+		case SK_H1_EV_HEAD:
+			request_head(hc, ev.head, hc->din.p + hc->din.off);
+			consume(&hc->din, ev.consumed);
+			break;
+		case SK_H1_EV_BODY:
+			request_body(hc, ev.data.p, ev.data.len);
+			consume(&hc->din, ev.consumed);
+			break;
+		case SK_H1_EV_TRAILERS:
+			request_trailers(hc, ev.trailers, ev.n_trailers);
+			consume(&hc->din, ev.consumed);
+			break;
+		case SK_H1_EV_DONE:
+			consume(&hc->din, ev.consumed);
+			request_done(hc);
+			break;
+		case SK_H1_EV_ERROR:
+			request_error(hc, ev.status, ev.reason);
+			return;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* downstream callbacks                                                                */
+
+static void update_io(struct sk_http_conn *hc)
+{
+	struct ev_loop *loop = hc->w->loop;
+	bool want_read = !hc->read_eof && !hc->close_after && pending(&hc->din) < hc->limit &&
+			 !(hc->active && hc->u && pending(&hc->u->out) > hc->limit);
+
+	if (want_read && !ev_is_active(&hc->c->io))
+		ev_io_start(loop, &hc->c->io);
+	else if (!want_read && ev_is_active(&hc->c->io))
+		ev_io_stop(loop, &hc->c->io);
+	if (pending(&hc->dout) > 0 && !ev_is_active(&hc->wio))
+		ev_io_start(loop, &hc->wio);
+	else if (pending(&hc->dout) == 0 && ev_is_active(&hc->wio))
+		ev_io_stop(loop, &hc->wio);
+	if (!hc->active && !ev_is_active(&hc->idle_timer))
+		arm_idle(hc);
+}
+
+/* Every callback ends here: serve what waits, write what is ready, close when it is time.
+ * hc may be freed on return. */
+static void finish_callback(struct sk_http_conn *hc)
+{
+	hc->in_callback = false;
+	if (!hc->must_close && !hc->active && pending(&hc->din) > 0 && !hc->close_after)
+		process(hc);
+	if (!hc->must_close)
+		d_flush(hc);
+	if (hc->must_close) {
+		sk_conn_close(hc->c); /* frees hc */
+		return;
+	}
+	update_io(hc);
+}
+
+static void on_down_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_http_conn *hc = io->data;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	if (reserve(&hc->din, READ_CHUNK) < 0) {
+		hc->must_close = true;
+		finish_callback(hc);
+		return;
+	}
+	n = read(hc->c->fd, hc->din.p + hc->din.len, hc->din.cap - hc->din.len);
+	if (n > 0) {
+		hc->din.len += (size_t)n;
+		sk_stat_add(hc->w->shard, hc->st->downstream_cx_rx_bytes_total, (uint64_t)n);
+		if (hc->active || pending(&hc->din) == (size_t)n)
+			arm_idle(hc);
+		process(hc);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		hc->read_eof = true;
+		if (!hc->active) {
+			hc->must_close = true;
+		} else if (!hc->req_done) {
+			/* the client went away mid-request */
+			sk_stat_inc(hc->w->shard, hc->st->downstream_rq_rx_reset);
+			hc->flags = "DC";
+			hc->must_close = true;
+			stream_end(hc);
+		} else {
+			/* the request is whole: answer it, then close */
+			hc->close_after = true;
+		}
+	}
+	finish_callback(hc);
+}
+
+static void on_down_write(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_http_conn *hc = io->data;
+	bool over;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	over = pending(&hc->dout) > hc->limit;
+	d_flush(hc);
+	if (!hc->must_close && over && pending(&hc->dout) <= hc->limit && hc->u) {
+		ev_io_start(hc->w->loop, &hc->u->rio);
+		up_process(hc);
+	}
+	finish_callback(hc);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* start and end                                                                       */
+
+void sk_http_conn_start(struct sk_conn *c)
+{
+	struct sk_http_conn *hc = calloc(1, sizeof(*hc));
+	struct sk_worker *w = c->w;
+	struct sk_h1_options opts = {0};
+
+	if (hc == NULL) {
+		sk_conn_close(c);
+		return;
+	}
+	hc->c = c;
+	hc->w = w;
+	hc->cfg = c->chain->hcm;
+	hc->st = c->hst;
+	hc->limit = c->l->cfg->buffer_limit < 16384 ? 16384 : c->l->cfg->buffer_limit;
+	opts.max_headers_kb = hc->cfg->max_request_headers_kb;
+	opts.max_headers_count = hc->cfg->max_headers_count;
+	hc->parser = sk_h1_parser_new(SK_H1_REQUEST, &opts);
+	c->hc = hc;
+	sk_stat_inc(w->shard, hc->st->downstream_cx_total);
+	sk_stat_add(w->shard, hc->st->downstream_cx_active, 1);
+	sk_stat_inc(w->shard, hc->st->downstream_cx_http1_total);
+	sk_stat_add(w->shard, hc->st->downstream_cx_http1_active, 1);
+	sk_stat_set(w->shard, hc->st->filters_accepted_without_effect, hc->cfg->observe_only);
+	ev_io_init(&c->io, on_down_read, c->fd, EV_READ);
+	c->io.data = hc;
+	ev_io_init(&hc->wio, on_down_write, c->fd, EV_WRITE);
+	hc->wio.data = hc;
+	ev_init(&hc->rq_timer, on_rq_timer);
+	hc->rq_timer.data = hc;
+	ev_init(&hc->idle_timer, on_idle_timer);
+	hc->idle_timer.data = hc;
+	if (hc->parser == NULL) {
+		sk_conn_close(c);
+		return;
+	}
+	hc->in_callback = true;
+	if (c->n_inspected > 0) {
+		/* what the inspectors read is the start of the first request */
+		append(&hc->din, c->inspected, c->n_inspected);
+		sk_stat_add(w->shard, hc->st->downstream_cx_rx_bytes_total, c->n_inspected);
+		process(hc);
+	}
+	arm_idle(hc);
+	finish_callback(hc);
+}
+
+void sk_http_conn_free(struct sk_http_conn *hc)
+{
+	struct sk_worker *w;
+
+	if (hc == NULL)
+		return;
+	w = hc->w;
+	if (hc->active) {
+		if (hc->flags == NULL && !hc->resp_done)
+			hc->flags = "DC";
+		stream_end(hc);
+	}
+	up_release(hc, false);
+	ev_io_stop(w->loop, &hc->wio);
+	ev_timer_stop(w->loop, &hc->rq_timer);
+	ev_timer_stop(w->loop, &hc->idle_timer);
+	sk_stat_sub(w->shard, hc->st->downstream_cx_active, 1);
+	sk_stat_sub(w->shard, hc->st->downstream_cx_http1_active, 1);
+	sk_stat_inc(w->shard, hc->st->downstream_cx_destroy);
+	sk_h1_parser_free(hc->parser);
+	buf_free(&hc->din);
+	buf_free(&hc->dout);
+	buf_free(&hc->head);
+	buf_free(&hc->path_buf);
+	buf_free(&hc->extra);
+	buf_free(&hc->resp_head);
+	buf_free(&hc->scratch);
+	buf_free(&hc->up_head);
+	free(hc->fields);
+	free(hc->rh);
+	free(hc);
+}

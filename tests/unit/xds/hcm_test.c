@@ -1,0 +1,213 @@
+/* hcm_test: HttpConnectionManager protos -> struct sk_hcm_config: Envoy's defaults, Istio's
+ * shapes (the 15021 listener, its observe-only filters), and what is refused with a message
+ * naming the place. */
+#include <stdlib.h>
+
+#include "test.h"
+#include "xds/pbjson.h"
+#include "xds/translate/hcm.h"
+
+static char err[1024];
+
+static struct sk_hcm_config *hcm(const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	ProtobufCMessage *m = j ? sk_pbjson_decode(
+		&envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor,
+		j, NULL, err, sizeof(err)) : NULL;
+	struct sk_hcm_config *hc;
+
+	json_decref(j);
+	if (m == NULL) {
+		fprintf(stderr, "test input: %s\n", err);
+		return NULL;
+	}
+	err[0] = '\0';
+	hc = sk_hcm_config_from_pb((void *)m, err, sizeof(err));
+	protobuf_c_message_free_unpacked(m, NULL);
+	return hc;
+}
+
+#define ROUTES "\"route_config\":{\"virtual_hosts\":[{\"name\":\"b\",\"domains\":[\"*\"],\"routes\":[" \
+	"{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}"
+#define ROUTER "{\"name\":\"envoy.filters.http.router\",\"typed_config\":{\"@type\":" \
+	"\"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\"}}"
+#define FILTER(name, type) "{\"name\":\"" name "\",\"typed_config\":{\"@type\":\"type.googleapis.com/" type "\"}}"
+#define WITH_FILTERS(...) "{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" __VA_ARGS__ "]}"
+
+static void test_defaults(void)
+{
+	struct sk_hcm_config *hc = hcm(WITH_FILTERS(ROUTER));
+
+	CHECK(hc != NULL);
+	if (hc == NULL)
+		return;
+	CHECK_STR(hc->stat_prefix, "p");
+	CHECK(hc->codec == SK_HCM_CODEC_AUTO);
+	CHECK(hc->routes != NULL && hc->routes->n_vhosts == 1);
+	CHECK(hc->generate_request_id);             /* default true */
+	CHECK(!hc->use_remote_address && !hc->skip_xff_append && hc->xff_num_trusted_hops == 0);
+	CHECK(hc->stream_idle_timeout == 300.0);    /* 5 min */
+	CHECK(hc->idle_timeout == 3600.0);          /* 1 h */
+	CHECK(hc->request_timeout == 0 && hc->request_headers_timeout == 0);
+	CHECK(hc->max_headers_count == 100 && hc->max_request_headers_kb == 60);
+	CHECK_STR(hc->server_name, "envoy");
+	CHECK(hc->server_header == SK_SERVER_OVERWRITE);
+	CHECK(!hc->normalize_path && !hc->merge_slashes);
+	CHECK(hc->n_access_logs == 0 && hc->observe_only == 0);
+	sk_hcm_config_free(hc);
+	sk_hcm_config_free(NULL);
+}
+
+static void test_fields(void)
+{
+	struct sk_hcm_config *hc = hcm(
+		"{\"stat_prefix\":\"in\",\"codec_type\":\"HTTP1\"," ROUTES ",\"http_filters\":[" ROUTER "],"
+		"\"use_remote_address\":true,\"xff_num_trusted_hops\":2,\"skip_xff_append\":true,"
+		"\"generate_request_id\":false,\"server_name\":\"skiff\",\"server_header_transformation\":\"PASS_THROUGH\","
+		"\"stream_idle_timeout\":\"10s\",\"request_timeout\":\"30s\",\"request_headers_timeout\":\"2.5s\","
+		"\"common_http_protocol_options\":{\"idle_timeout\":\"60s\",\"max_headers_count\":50,"
+		"\"headers_with_underscores_action\":\"REJECT_REQUEST\",\"max_requests_per_connection\":7},"
+		"\"max_request_headers_kb\":96,\"normalize_path\":true,\"merge_slashes\":true,"
+		"\"access_log\":[{\"name\":\"envoy.access_loggers.file\",\"typed_config\":{\"@type\":"
+		"\"type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\",\"path\":\"/dev/stdout\","
+		"\"log_format\":{\"text_format\":\"%RESPONSE_CODE% %REQ(:PATH)%\\n\"}}}]}");
+
+	CHECK(hc != NULL);
+	if (hc == NULL)
+		return;
+	CHECK(hc->codec == SK_HCM_CODEC_HTTP1);
+	CHECK(hc->use_remote_address && hc->xff_num_trusted_hops == 2 && hc->skip_xff_append);
+	CHECK(!hc->generate_request_id);
+	CHECK_STR(hc->server_name, "skiff");
+	CHECK(hc->server_header == SK_SERVER_PASS_THROUGH);
+	CHECK(hc->stream_idle_timeout == 10.0 && hc->request_timeout == 30.0 && hc->request_headers_timeout == 2.5);
+	CHECK(hc->idle_timeout == 60.0 && hc->max_headers_count == 50 && hc->max_requests_per_connection == 7);
+	CHECK(hc->underscores == SK_UNDERSCORES_REJECT);
+	CHECK(hc->max_request_headers_kb == 96);
+	CHECK(hc->normalize_path && hc->merge_slashes);
+	CHECK(hc->n_access_logs == 1);
+	if (hc->n_access_logs == 1) {
+		CHECK_STR(hc->access_logs[0].path, "/dev/stdout");
+		CHECK_STR(hc->access_logs[0].format, "%RESPONSE_CODE% %REQ(:PATH)%\n");
+	}
+	sk_hcm_config_free(hc);
+
+	/* a FileAccessLog without format gets Envoy's default */
+	hc = hcm("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"access_log\":[{\"name\":\"f\","
+		 "\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.access_loggers.file.v3."
+		 "FileAccessLog\",\"path\":\"/tmp/x\"}}]}");
+	CHECK(hc && hc->n_access_logs == 1);
+	if (hc && hc->n_access_logs == 1)
+		CHECK_CONTAINS(hc->access_logs[0].format, "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%");
+	sk_hcm_config_free(hc);
+}
+
+/* Istio's 15021 health listener (default_golden.json) and a sidecar's inbound filter chain. */
+static void test_istio_shapes(void)
+{
+	struct sk_hcm_config *hc = hcm(
+		"{\"codec_type\":\"AUTO\",\"stat_prefix\":\"agent\",\"route_config\":{\"virtual_hosts\":[{"
+		"\"name\":\"backend\",\"domains\":[\"*\"],\"routes\":[{\"match\":{\"prefix\":\"/healthz/ready\"},"
+		"\"route\":{\"cluster\":\"agent\"}}]}]},\"http_filters\":[" ROUTER "]}");
+
+	CHECK(hc != NULL);
+	sk_hcm_config_free(hc);
+
+	/* Istio's 15090 listener: compressors, accepted without effect */
+	hc = hcm(WITH_FILTERS(
+		"{\"name\":\"envoy.filters.http.compressor.gzip\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
+		"envoy.extensions.filters.http.compressor.v3.Compressor\",\"compressor_library\":{\"name\":\"g\","
+		"\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3."
+		"Gzip\"}}}}," ROUTER));
+	CHECK(hc && hc->compressors == 1);
+	sk_hcm_config_free(hc);
+
+	hc = hcm(WITH_FILTERS(
+		FILTER("istio.metadata_exchange", "io.istio.http.peer_metadata.Config") ","
+		FILTER("envoy.filters.http.grpc_stats", "envoy.extensions.filters.http.grpc_stats.v3.FilterConfig") ","
+		FILTER("istio.alpn", "istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig") ","
+		FILTER("envoy.filters.http.fault", "envoy.extensions.filters.http.fault.v3.HTTPFault") ","
+		FILTER("envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors") ","
+		FILTER("istio.stats", "stats.PluginConfig") ","
+		"{\"name\":\"istio.stats\",\"typed_config\":{\"@type\":\"type.googleapis.com/udpa.type.v1.TypedStruct\","
+		"\"type_url\":\"type.googleapis.com/stats.PluginConfig\",\"value\":{}}},"
+		ROUTER));
+	CHECK(hc != NULL);
+	if (hc) {
+		CHECK(hc->observe_only == 5);
+		CHECK(hc->cors && hc->fault);
+	}
+	sk_hcm_config_free(hc);
+
+	/* per-route fault and CORS configs: accepted, counted (not applied yet) */
+	hc = hcm("{\"stat_prefix\":\"p\",\"http_filters\":[" FILTER("envoy.filters.http.fault",
+		 "envoy.extensions.filters.http.fault.v3.HTTPFault") "," ROUTER "],\"route_config\":{\"virtual_hosts\":[{"
+		 "\"name\":\"b\",\"domains\":[\"*\"],\"routes\":[{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"},"
+		 "\"typed_per_filter_config\":{\"envoy.filters.http.fault\":{\"@type\":\"type.googleapis.com/"
+		 "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"http_status\":503,\"percentage\":"
+		 "{\"numerator\":10}}}}}]}]}}");
+	CHECK(hc && hc->per_route_faults == 1);
+	sk_hcm_config_free(hc);
+
+	/* an unknown optional filter is skipped and counted */
+	hc = hcm(WITH_FILTERS("{\"name\":\"x\",\"is_optional\":true,\"typed_config\":{\"@type\":"
+			      "\"type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb\"}}," ROUTER));
+	CHECK(hc && hc->skipped_optional == 1);
+	sk_hcm_config_free(hc);
+}
+
+static void refused(const char *text, const char *want)
+{
+	struct sk_hcm_config *hc = hcm(text);
+
+	CHECK(hc == NULL);
+	CHECK_CONTAINS(err, want);
+	sk_hcm_config_free(hc);
+}
+
+static void test_refusals(void)
+{
+	refused("{\"stat_prefix\":\"p\",\"codec_type\":\"HTTP2\"," ROUTES ",\"http_filters\":[" ROUTER "]}",
+		"codec_type: HTTP2 is not supported yet");
+	refused("{\"stat_prefix\":\"p\",\"rds\":{\"route_config_name\":\"9080\"},\"http_filters\":[" ROUTER "]}",
+		"rds ('9080'): not supported yet (rds arrives with the xDS client)");
+	refused("{\"stat_prefix\":\"p\",\"http_filters\":[" ROUTER "]}", "route_config: missing");
+	refused("{" ROUTES ",\"http_filters\":[" ROUTER "]}", "stat_prefix: must not be empty");
+	refused(WITH_FILTERS(""), "http_filters: envoy.filters.http.router is required");
+	refused(WITH_FILTERS(ROUTER "," FILTER("envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors")),
+		"http_filters[1] (envoy.filters.http.cors): envoy.filters.http.router must be the last filter");
+	refused(WITH_FILTERS(FILTER("envoy.filters.http.rbac", "envoy.extensions.filters.http.rbac.v3.RBAC") "," ROUTER),
+		"http_filters[0] (envoy.filters.http.rbac): security filter 'envoy.extensions.filters.http.rbac.v3.RBAC'");
+	refused(WITH_FILTERS(FILTER("envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz")
+			     "," ROUTER), "security filter 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz'");
+	refused(WITH_FILTERS(FILTER("envoy.filters.http.jwt_authn",
+				    "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication") "," ROUTER),
+		"security filter 'envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication'");
+	refused(WITH_FILTERS(FILTER("my.filter", "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb") "," ROUTER),
+		"http_filters[0] (my.filter): HTTP filter 'envoy.extensions.filters.http.grpc_web.v3.GrpcWeb' is not supported");
+	refused(WITH_FILTERS("{\"name\":\"envoy.filters.http.fault\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
+			     "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"http_status\":503}}}," ROUTER),
+		"http_filters[0] (envoy.filters.http.fault): fault injection at filter level");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"max_request_headers_kb\":9000}",
+		"max_request_headers_kb: 9000 is outside 1..8192");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"upgrade_configs\":[{\"upgrade_type\":"
+		"\"websocket\"}]}", "upgrade_configs: upgrades (websocket) are not supported yet");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"forward_client_cert_details\":"
+		"\"APPEND_FORWARD\"}", "forward_client_cert_details: only SANITIZE");
+	refused("{\"stat_prefix\":\"p\",\"route_config\":{\"virtual_hosts\":[{\"name\":\"b\",\"domains\":[\"*\"],"
+		"\"routes\":[{\"match\":{\"safe_regex\":{\"regex\":\"(a)\\\\1\"}},\"route\":{\"cluster\":\"c\"}}]}]},"
+		"\"http_filters\":[" ROUTER "]}", "route_config: ");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"access_log\":[{\"name\":\"g\","
+		"\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\"}}]}",
+		"access logger 'envoy.extensions.filters.http.router.v3.Router' is not supported");
+}
+
+int main(void)
+{
+	test_defaults();
+	test_fields();
+	test_istio_shapes();
+	test_refusals();
+	return TEST_SUMMARY();
+}

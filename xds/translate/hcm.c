@@ -1,0 +1,402 @@
+/* hcm: HttpConnectionManager proto -> struct sk_hcm_config. See hcm.h.
+ *
+ * What is honoured, accepted without effect, or refused (fail closed):
+ * - codec_type AUTO and HTTP1 (served as HTTP/1.1); HTTP2/HTTP3 refused until the h2 codec;
+ * - route_config inline (sk_route_config_new); rds refused until the xDS client delivers it;
+ *   scoped_routes refused;
+ * - http_filters, in order, envoy.filters.http.router required and last:
+ *   . observe-only filters accepted without effect and counted (observe_only): Istio's
+ *     metadata exchange (io.istio.http.peer_metadata.Config), istio.stats
+ *     (stats.PluginConfig), Wasm stats/metadata-exchange filters (Wasm config named
+ *     istio.stats / istio.metadata_exchange), envoy.filters.http.grpc_stats, istio.alpn
+ *     (its effect is on upstream TLS ALPN, applied by the TLS work);
+ *   . envoy.filters.http.compressor accepted without effect, counted (compressors): responses
+ *     leave uncompressed, which every client accepts (Istio's 15090 stats listener has three);
+ *   . envoy.filters.http.cors accepted; CORS policies (per route, per virtual host) are NOT
+ *     applied yet: skiff adds no Access-Control-Allow-* headers, so a browser denies the
+ *     cross-origin read (the restrictive outcome) and preflight OPTIONS requests reach the
+ *     upstream. Counted in per_route_cors;
+ *   . envoy.filters.http.fault accepted only without filter-level abort/delay (refused
+ *     otherwise); per-route fault configs (VirtualService fault injection) are accepted but
+ *     NOT applied yet, counted in per_route_faults;
+ *   . rbac, ext_authz, jwt_authn refused (security filters are never passed through);
+ *   . any other filter refused naming it, unless is_optional (skipped, skipped_optional);
+ *   . disabled filters are skipped (they run only when a route enables them, which skiff
+ *     refuses for unknown filters in route translation);
+ * - forward_client_cert_details other than SANITIZE, upgrade_configs, request_id_extension
+ *   other than the default uuid, local_reply_config, original_ip_detection_extensions,
+ *   early_header_mutation_extensions, path_with_escaped_slashes_action other than the
+ *   defaults, internal_address_config with CIDRs: refused (they change behaviour);
+ * - tracing, add_user_agent, delayed_close_timeout, drain_timeout, stream_flush_timeout,
+ *   access_log_options, proxy_status_config, scheme_header_transformation,
+ *   http_protocol_options and http2_protocol_options: accepted without effect. */
+#include "xds/translate/hcm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm_pb;
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter filter_pb;
+
+#define HCM(x) ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__##x
+
+static void *hfail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void *hfail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+static double seconds(const Google__Protobuf__Duration *d, double dflt)
+{
+	return d ? (double)d->seconds + d->nanos / 1e9 : dflt;
+}
+
+static bool type_in(const char *type, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(type, list[i]) == 0)
+			return true;
+	return false;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Filters that only observe: accepted without effect, counted. */
+static bool observe_only(const char *name, const char *type)
+{
+	static const char *const types[] = {
+		"io.istio.http.peer_metadata.Config",
+		"istio.envoy.config.filter.http.metadata_exchange.v3alpha1.MetadataExchange",
+		"stats.PluginConfig",
+		"envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+		"istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig",
+	};
+
+	if (type_in(type, types, N(types)))
+		return true;
+	/* older Istio: the stats and metadata-exchange plugins as Wasm */
+	return strcmp(type, "envoy.extensions.filters.http.wasm.v3.Wasm") == 0 &&
+	       (strcmp(name, "istio.stats") == 0 || strcmp(name, "istio.metadata_exchange") == 0 ||
+		strcmp(name, "envoy.wasm.stats") == 0 || strcmp(name, "envoy.wasm.metadata_exchange") == 0);
+}
+
+static bool security_filter(const char *type)
+{
+	static const char *const types[] = {
+		"envoy.extensions.filters.http.rbac.v3.RBAC",
+		"envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+		"envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+	};
+
+	return type_in(type, types, N(types));
+}
+
+/* Fault filter: only without filter-level faults (they would apply to every request). */
+static const char *check_fault(const Google__Protobuf__Any *any)
+{
+	Envoy__Extensions__Filters__Http__Fault__V3__HTTPFault *f;
+	const char *slash = strrchr(any->type_url, '/');
+	const char *why = NULL;
+
+	if (strcmp(slash ? slash + 1 : any->type_url, "envoy.extensions.filters.http.fault.v3.HTTPFault") != 0)
+		return "a fault config wrapped in a TypedStruct is not supported";
+	f = (void *)protobuf_c_message_unpack(&envoy__extensions__filters__http__fault__v3__httpfault__descriptor,
+					      NULL, any->value.len, any->value.data);
+	if (f == NULL)
+		return "invalid HTTPFault";
+	if (f->abort != NULL || f->delay != NULL || f->response_rate_limit != NULL)
+		why = "fault injection at filter level (abort, delay, response_rate_limit) is not "
+		      "implemented yet";
+	protobuf_c_message_free_unpacked(&f->base, NULL);
+	return why;
+}
+
+static void count_per_route(const struct sk_filter_configs *fc, struct sk_hcm_config *hc)
+{
+	for (size_t i = 0; i < fc->n; i++) {
+		if (fc->v[i].disabled || fc->v[i].type == NULL)
+			continue;
+		if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0)
+			hc->per_route_faults++;
+		else if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.cors.v3.CorsPolicy") == 0)
+			hc->per_route_cors++;
+	}
+}
+
+static void count_route_configs(const struct sk_route_config *rc, struct sk_hcm_config *hc)
+{
+	count_per_route(&rc->filter_configs, hc);
+	for (size_t v = 0; v < rc->n_vhosts; v++) {
+		const struct sk_virtual_host *vh = &rc->vhosts[v];
+
+		count_per_route(&vh->filter_configs, hc);
+		for (size_t r = 0; r < vh->n_routes; r++) {
+			count_per_route(&vh->routes[r].filter_configs, hc);
+			for (size_t k = 0; k < vh->routes[r].fwd.n_weighted; k++)
+				count_per_route(&vh->routes[r].fwd.weighted[k].filter_configs, hc);
+		}
+	}
+}
+
+static void *filters(const hcm_pb *h, struct sk_hcm_config *hc, char *err, size_t errlen)
+{
+	bool router = false;
+	size_t i;
+
+	for (i = 0; i < h->n_http_filters; i++) {
+		const filter_pb *f = h->http_filters[i];
+		const char *name = f->name ? f->name : "";
+		char type[256];
+		const char *why;
+
+		if (router)
+			return hfail(err, errlen, "http_filters[%zu] (%s): envoy.filters.http.router must be "
+				     "the last filter", i, name);
+		if (f->config_type_case == ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_CONFIG_DISCOVERY) {
+			if (f->is_optional) {
+				hc->skipped_optional++;
+				continue;
+			}
+			return hfail(err, errlen, "http_filters[%zu] (%s): filter config discovery (ECDS) is "
+				     "not supported yet", i, name);
+		}
+		sk_typed_config_name(f->config_type_case == ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_FILTER__CONFIG_TYPE_TYPED_CONFIG
+					     ? f->typed_config : NULL, type, sizeof(type));
+		if (type[0] == '\0') {
+			/* Envoy resolves a filter without typed_config by its name */
+			if (strcmp(name, "envoy.filters.http.router") == 0)
+				snprintf(type, sizeof(type), "envoy.extensions.filters.http.router.v3.Router");
+			else
+				return hfail(err, errlen, "http_filters[%zu] (%s): no typed_config", i, name);
+		}
+		if (strcmp(type, "envoy.extensions.filters.http.router.v3.Router") == 0) {
+			router = true;
+		} else if (security_filter(type)) {
+			return hfail(err, errlen, "http_filters[%zu] (%s): security filter '%s' is not "
+				     "implemented yet; refusing rather than passing requests through unchecked",
+				     i, name, type);
+		} else if (f->disabled) {
+			continue;
+		} else if (observe_only(name, type)) {
+			hc->observe_only++;
+		} else if (strcmp(type, "envoy.extensions.filters.http.compressor.v3.Compressor") == 0) {
+			/* an uncompressed response is always a valid answer (Istio puts brotli, zstd
+			 * and gzip on its 15090 stats listener) */
+			hc->compressors++;
+		} else if (strcmp(type, "envoy.extensions.filters.http.cors.v3.Cors") == 0) {
+			hc->cors = true;
+		} else if (strcmp(type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0) {
+			if ((why = check_fault(f->typed_config)) != NULL)
+				return hfail(err, errlen, "http_filters[%zu] (%s): %s", i, name, why);
+			hc->fault = true;
+		} else if (f->is_optional) {
+			hc->skipped_optional++;
+		} else {
+			return hfail(err, errlen, "http_filters[%zu] (%s): HTTP filter '%s' is not supported", i,
+				     name, type);
+		}
+	}
+	if (!router)
+		return hfail(err, errlen, "http_filters: envoy.filters.http.router is required (last)");
+	return hc;
+}
+
+static void *refuse_fields(const hcm_pb *h, char *err, size_t errlen)
+{
+	if (h->forward_client_cert_details != HCM(FORWARD_CLIENT_CERT_DETAILS__SANITIZE))
+		return hfail(err, errlen, "forward_client_cert_details: only SANITIZE is supported until mTLS");
+	if (h->n_upgrade_configs > 0)
+		return hfail(err, errlen, "upgrade_configs: upgrades (websocket) are not supported yet");
+	if (h->request_id_extension != NULL && h->request_id_extension->typed_config != NULL) {
+		char type[256];
+
+		sk_typed_config_name(h->request_id_extension->typed_config, type, sizeof(type));
+		if (strcmp(type, "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig") != 0)
+			return hfail(err, errlen, "request_id_extension: '%s' is not supported", type);
+	}
+	if (h->local_reply_config != NULL)
+		return hfail(err, errlen, "local_reply_config: not supported");
+	if (h->n_original_ip_detection_extensions > 0)
+		return hfail(err, errlen, "original_ip_detection_extensions: not supported");
+	if (h->n_early_header_mutation_extensions > 0)
+		return hfail(err, errlen, "early_header_mutation_extensions: not supported");
+	if (h->internal_address_config != NULL && h->internal_address_config->n_cidr_ranges > 0)
+		return hfail(err, errlen, "internal_address_config.cidr_ranges: not supported");
+	if (h->path_with_escaped_slashes_action != HCM(PATH_WITH_ESCAPED_SLASHES_ACTION__IMPLEMENTATION_SPECIFIC_DEFAULT) &&
+	    h->path_with_escaped_slashes_action != HCM(PATH_WITH_ESCAPED_SLASHES_ACTION__KEEP_UNCHANGED))
+		return hfail(err, errlen, "path_with_escaped_slashes_action: only KEEP_UNCHANGED is supported");
+	if (h->path_normalization_options != NULL)
+		return hfail(err, errlen, "path_normalization_options: not supported");
+	if (h->typed_header_validation_config != NULL)
+		return hfail(err, errlen, "typed_header_validation_config: not supported");
+	if (h->forward_client_cert_matcher != NULL)
+		return hfail(err, errlen, "forward_client_cert_matcher: not supported");
+	return (void *)h;
+}
+
+struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t errlen)
+{
+	struct sk_hcm_config *hc = calloc(1, sizeof(*hc));
+	char why[512];
+
+	if (hc == NULL)
+		return hfail(err, errlen, "out of memory");
+	if (h->stat_prefix == NULL || h->stat_prefix[0] == '\0') {
+		hfail(err, errlen, "stat_prefix: must not be empty");
+		goto fail;
+	}
+	hc->stat_prefix = strdup(h->stat_prefix);
+	switch (h->codec_type) {
+	case HCM(CODEC_TYPE__AUTO):
+		hc->codec = SK_HCM_CODEC_AUTO;
+		break;
+	case HCM(CODEC_TYPE__HTTP1):
+		hc->codec = SK_HCM_CODEC_HTTP1;
+		break;
+	case HCM(CODEC_TYPE__HTTP2):
+		hfail(err, errlen, "codec_type: HTTP2 is not supported yet (this build serves HTTP/1.1; "
+		      "use AUTO or HTTP1)");
+		goto fail;
+	default:
+		hfail(err, errlen, "codec_type: HTTP3 is not supported");
+		goto fail;
+	}
+	if (refuse_fields(h, err, errlen) == NULL)
+		goto fail;
+	switch (h->route_specifier_case) {
+	case HCM(ROUTE_SPECIFIER_ROUTE_CONFIG):
+		hc->routes = sk_route_config_new(h->route_config, why, sizeof(why));
+		if (hc->routes == NULL) {
+			hfail(err, errlen, "route_config: %s", why);
+			goto fail;
+		}
+		break;
+	case HCM(ROUTE_SPECIFIER_RDS):
+		hfail(err, errlen, "rds ('%s'): not supported yet (rds arrives with the xDS client); use "
+		      "an inline route_config", h->rds && h->rds->route_config_name ? h->rds->route_config_name : "");
+		goto fail;
+	case HCM(ROUTE_SPECIFIER_SCOPED_ROUTES):
+		hfail(err, errlen, "scoped_routes: not supported");
+		goto fail;
+	default:
+		hfail(err, errlen, "route_config: missing (one of route_config, rds is required)");
+		goto fail;
+	}
+	if (filters(h, hc, err, errlen) == NULL)
+		goto fail;
+	count_route_configs(hc->routes, hc);
+
+	hc->use_remote_address = h->use_remote_address && h->use_remote_address->value;
+	hc->xff_num_trusted_hops = h->xff_num_trusted_hops;
+	hc->skip_xff_append = h->skip_xff_append;
+	hc->generate_request_id = h->generate_request_id == NULL || h->generate_request_id->value;
+	hc->preserve_external_request_id = h->preserve_external_request_id;
+	hc->always_set_request_id_in_response = h->always_set_request_id_in_response;
+	hc->server_name = strdup(h->server_name && h->server_name[0] ? h->server_name : "envoy");
+	hc->server_header = h->server_header_transformation == HCM(SERVER_HEADER_TRANSFORMATION__APPEND_IF_ABSENT)
+				    ? SK_SERVER_APPEND_IF_ABSENT
+			    : h->server_header_transformation == HCM(SERVER_HEADER_TRANSFORMATION__PASS_THROUGH)
+				    ? SK_SERVER_PASS_THROUGH
+				    : SK_SERVER_OVERWRITE;
+	hc->via = h->via && h->via[0] ? strdup(h->via) : NULL;
+	hc->strip_matching_host_port = h->strip_matching_host_port;
+	hc->strip_any_host_port = h->strip_port_mode_case == HCM(STRIP_PORT_MODE_STRIP_ANY_HOST_PORT) &&
+				  h->strip_any_host_port;
+	hc->stream_idle_timeout = seconds(h->stream_idle_timeout, SK_HCM_DEFAULT_STREAM_IDLE_TIMEOUT);
+	hc->request_timeout = seconds(h->request_timeout, 0);
+	hc->request_headers_timeout = seconds(h->request_headers_timeout, 0);
+	hc->idle_timeout = SK_HCM_DEFAULT_IDLE_TIMEOUT;
+	hc->max_headers_count = SK_HCM_DEFAULT_MAX_HEADERS_COUNT;
+	if (h->common_http_protocol_options) {
+		const Envoy__Config__Core__V3__HttpProtocolOptions *o = h->common_http_protocol_options;
+
+		hc->idle_timeout = seconds(o->idle_timeout, SK_HCM_DEFAULT_IDLE_TIMEOUT);
+		hc->max_connection_duration = seconds(o->max_connection_duration, 0);
+		if (o->max_headers_count) {
+			if (o->max_headers_count->value < 1) {
+				hfail(err, errlen, "common_http_protocol_options.max_headers_count: must be at least 1");
+				goto fail;
+			}
+			hc->max_headers_count = o->max_headers_count->value;
+		}
+		if (o->max_requests_per_connection)
+			hc->max_requests_per_connection = o->max_requests_per_connection->value;
+		if (o->max_stream_duration) {
+			hfail(err, errlen, "common_http_protocol_options.max_stream_duration: not supported yet");
+			goto fail;
+		}
+		hc->underscores = (enum sk_hcm_underscores)o->headers_with_underscores_action;
+	}
+	hc->max_request_headers_kb = SK_HCM_DEFAULT_MAX_HEADERS_KB;
+	if (h->max_request_headers_kb) {
+		/* Envoy: 1..8192 */
+		if (h->max_request_headers_kb->value < 1 || h->max_request_headers_kb->value > 8192) {
+			hfail(err, errlen, "max_request_headers_kb: %u is outside 1..8192",
+			      h->max_request_headers_kb->value);
+			goto fail;
+		}
+		hc->max_request_headers_kb = h->max_request_headers_kb->value;
+	}
+	hc->normalize_path = h->normalize_path && h->normalize_path->value;
+	hc->merge_slashes = h->merge_slashes;
+	if (sk__access_logs_translate(h->access_log, h->n_access_log, &hc->access_logs, &hc->n_access_logs,
+				      "http_connection_manager", why, sizeof(why)) < 0) {
+		hfail(err, errlen, "%s", why);
+		goto fail;
+	}
+	if (hc->stat_prefix == NULL || hc->server_name == NULL) {
+		hfail(err, errlen, "out of memory");
+		goto fail;
+	}
+	return hc;
+fail:
+	sk_hcm_config_free(hc);
+	return NULL;
+}
+
+struct sk_hcm_config *sk_hcm_config_new(const Google__Protobuf__Any *any, char *err, size_t errlen)
+{
+	hcm_pb *h;
+	struct sk_hcm_config *hc;
+	const char *slash;
+
+	if (any == NULL)
+		return hfail(err, errlen, "no typed_config");
+	slash = strrchr(any->type_url, '/');
+	if (strcmp(slash ? slash + 1 : any->type_url,
+		   "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager") != 0)
+		return hfail(err, errlen, "an HttpConnectionManager wrapped in a TypedStruct is not supported");
+	h = (void *)protobuf_c_message_unpack(
+		&envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor,
+		NULL, any->value.len, any->value.data);
+	if (h == NULL)
+		return hfail(err, errlen, "invalid HttpConnectionManager");
+	hc = sk_hcm_config_from_pb(h, err, errlen);
+	protobuf_c_message_free_unpacked(&h->base, NULL);
+	return hc;
+}
+
+void sk_hcm_config_free(struct sk_hcm_config *hc)
+{
+	if (hc == NULL)
+		return;
+	free(hc->stat_prefix);
+	sk_route_config_free(hc->routes);
+	free(hc->server_name);
+	free(hc->via);
+	for (size_t i = 0; i < hc->n_access_logs; i++) {
+		free(hc->access_logs[i].path);
+		free(hc->access_logs[i].format);
+	}
+	free(hc->access_logs);
+	free(hc);
+}

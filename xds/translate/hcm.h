@@ -1,0 +1,79 @@
+/* hcm: an Envoy v3 HttpConnectionManager (the typed_config of a chain's terminal filter) ->
+ * struct sk_hcm_config: codec, inline routes, the HTTP filter chain skiff honours, limits,
+ * timeouts, forwarding headers and access logs, validated. Immutable once built; owned by the
+ * filter chain config that holds it (sk_hcm_config_free). */
+#ifndef SKIFF_XDS_TRANSLATE_HCM_H
+#define SKIFF_XDS_TRANSLATE_HCM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "skiff_protos.h"
+#include "xds/translate/listener.h"
+#include "xds/translate/route.h"
+
+/* Envoy's defaults. */
+#define SK_HCM_DEFAULT_STREAM_IDLE_TIMEOUT 300.0 /* 5 min */
+#define SK_HCM_DEFAULT_IDLE_TIMEOUT 3600.0       /* common_http_protocol_options.idle_timeout */
+#define SK_HCM_DEFAULT_MAX_HEADERS_COUNT 100
+#define SK_HCM_DEFAULT_MAX_HEADERS_KB 60
+
+enum sk_hcm_codec { SK_HCM_CODEC_AUTO, SK_HCM_CODEC_HTTP1 };
+
+enum sk_hcm_server_header { SK_SERVER_OVERWRITE, SK_SERVER_APPEND_IF_ABSENT, SK_SERVER_PASS_THROUGH };
+
+enum sk_hcm_underscores { SK_UNDERSCORES_ALLOW, SK_UNDERSCORES_REJECT, SK_UNDERSCORES_DROP };
+
+struct sk_hcm_config {
+	char *stat_prefix;                    /* http.<stat_prefix>.* */
+	enum sk_hcm_codec codec;              /* AUTO serves HTTP/1.1 until HTTP/2 lands */
+	struct sk_route_config *routes;       /* owned: the inline route_config */
+	/* forwarding headers */
+	bool use_remote_address;
+	uint32_t xff_num_trusted_hops;
+	bool skip_xff_append;
+	bool generate_request_id;             /* default true */
+	bool preserve_external_request_id;
+	bool always_set_request_id_in_response;
+	char *server_name;                    /* default "envoy" */
+	enum sk_hcm_server_header server_header;
+	char *via;                            /* NULL when none */
+	bool strip_any_host_port;
+	bool strip_matching_host_port;
+	/* timeouts, seconds; 0 disables */
+	double stream_idle_timeout;           /* default 300 */
+	double request_timeout;               /* default 0 */
+	double request_headers_timeout;       /* default 0 */
+	double idle_timeout;                  /* connection idle, default 3600 */
+	double max_connection_duration;       /* default 0 */
+	/* limits */
+	uint32_t max_headers_count;           /* default 100 */
+	uint32_t max_request_headers_kb;      /* default 60 */
+	uint32_t max_requests_per_connection; /* 0: unlimited */
+	enum sk_hcm_underscores underscores;
+	bool normalize_path;                  /* RFC 3986 normalization (default false) */
+	bool merge_slashes;
+	/* access logs (FileAccessLog) */
+	size_t n_access_logs;
+	struct sk_access_log_config *access_logs;
+	/* what the filter chain held */
+	unsigned observe_only;                /* filters accepted without effect (istio.stats, ...) */
+	unsigned skipped_optional;            /* unknown filters marked is_optional: skipped */
+	unsigned compressors;                 /* envoy.filters.http.compressor: not applied */
+	bool cors;                            /* envoy.filters.http.cors present (policies not applied) */
+	bool fault;                           /* envoy.filters.http.fault present (no filter-level faults) */
+	unsigned per_route_faults;            /* routes/vhosts carrying a fault config (not applied) */
+	unsigned per_route_cors;              /* ... a CORS policy (not applied) */
+};
+
+/* Translates the HttpConnectionManager inside any. NULL with err ("http_connection_manager:
+ * http_filters[2] (envoy.filters.http.rbac): ...") when it cannot be honoured. */
+struct sk_hcm_config *sk_hcm_config_new(const Google__Protobuf__Any *any, char *err, size_t errlen);
+/* Same from the decoded message (tests). */
+struct sk_hcm_config *sk_hcm_config_from_pb(
+	const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h,
+	char *err, size_t errlen);
+void sk_hcm_config_free(struct sk_hcm_config *hc);
+
+#endif
