@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "skiff_protos.h"
 #include "xds/base64.h"
 #include "xds/proto_registry.h"
 
@@ -894,6 +895,11 @@ ProtobufCMessage *sk_pbjson_decode(const ProtobufCMessageDescriptor *desc, json_
 
 /* ------------------------------------------------------------------------------------ */
 /* durations                                                                             */
+
+double sk_duration_seconds(const struct Google__Protobuf__Duration *d, double dflt)
+{
+	return d ? (double)d->seconds + d->nanos / 1e9 : dflt;
+}
 
 int sk_pbjson_parse_duration(const char *s, int64_t *seconds, int32_t *nanos)
 {

@@ -52,6 +52,10 @@ ProtobufCMessage *sk_pbjson_merge(const ProtobufCMessage *base, const ProtobufCM
 /* Formats a google.protobuf.Duration-like (seconds, nanos) pair as proto3 JSON ("1.500s"). */
 void sk_pbjson_format_duration(int64_t seconds, int32_t nanos, char *buf, size_t len);
 
+/* A google.protobuf.Duration in seconds, or dflt when it is absent (NULL). */
+struct Google__Protobuf__Duration;
+double sk_duration_seconds(const struct Google__Protobuf__Duration *d, double dflt);
+
 /* Parses "1.5s"/"-0.250s" into seconds and nanos. Returns 0 or -EINVAL. */
 int sk_pbjson_parse_duration(const char *s, int64_t *seconds, int32_t *nanos);
 

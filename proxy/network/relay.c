@@ -9,6 +9,7 @@
  * priority, so it never runs inside sk_relay_start/sk_relay_stop nor inside pump(), and
  * the owner may free the relay from it. */
 #include "proxy/network/relay.h"
+#include "proxy/container_of.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define DEFAULT_LIMIT (1u << 20)
 /* read/write mode: the ring buffer of a direction is min(limit, RW_BUF_MAX). A bigger

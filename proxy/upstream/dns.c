@@ -11,6 +11,7 @@
  * (at worst the resolv.conf timeout x attempts per nameserver): detaching the thread would
  * leak it and its query. */
 #include "proxy/upstream/dns.h"
+#include "proxy/container_of.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -22,7 +23,6 @@
 
 #include "proxy/upstream/dns_internal.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 enum query_state { Q_QUEUED, Q_RUNNING, Q_DONE };
 

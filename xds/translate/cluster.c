@@ -1,5 +1,6 @@
 /* cluster: Cluster proto -> struct sk_cluster_config. Everything the data plane needs is
  * copied out; the proto can be freed afterwards. */
+#include "xds/pbjson.h"
 #include "xds/translate/cluster.h"
 
 #include <errno.h>
@@ -27,11 +28,6 @@ static int cfail(char *err, size_t errlen, const char *name, const char *fmt, ..
 	va_end(ap);
 	snprintf(err, errlen, "cluster '%s': %s", name, what);
 	return -EINVAL;
-}
-
-static double seconds(const Google__Protobuf__Duration *d, double dflt)
-{
-	return d ? (double)d->seconds + d->nanos / 1e9 : dflt;
 }
 
 /* The value of filter_metadata[ns].key when it is a string, else NULL. */
@@ -310,10 +306,10 @@ struct sk_cluster_config *sk_cluster_config_new(const cluster_pb *c, char *err, 
 		cfail(err, errlen, c->name, "unknown cluster type %d", (int)c->type);
 		goto fail;
 	}
-	cc->connect_timeout = seconds(c->connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+	cc->connect_timeout = sk_duration_seconds(c->connect_timeout, DEFAULT_CONNECT_TIMEOUT);
 	cc->buffer_limit = c->per_connection_buffer_limit_bytes ? c->per_connection_buffer_limit_bytes->value
 								 : DEFAULT_BUFFER_LIMIT;
-	cc->dns_refresh_rate = seconds(c->dns_refresh_rate, DEFAULT_DNS_REFRESH);
+	cc->dns_refresh_rate = sk_duration_seconds(c->dns_refresh_rate, DEFAULT_DNS_REFRESH);
 	cc->respect_dns_ttl = c->respect_dns_ttl;
 	cc->dns_family = (int)c->dns_lookup_family;
 	if (translate_lb(c, &cc->lb, err, errlen) < 0)

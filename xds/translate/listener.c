@@ -4,6 +4,7 @@
  * - listener filters: original_dst, tls_inspector, http_inspector; others refused;
  * - network filters: tcp_proxy and http_connection_manager (translated by hcm.c; HTTP/1.1), Istio's observe-only filters (metadata exchange, stats, authn) accepted
  *   without effect; security filters (rbac, ext_authz) and unknown ones refused. */
+#include "xds/pbjson.h"
 #include "xds/translate/listener.h"
 
 #include "xds/translate/hcm.h"
@@ -37,11 +38,6 @@ static int lfail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
-}
-
-static double seconds(const Google__Protobuf__Duration *d, double dflt)
-{
-	return d ? (double)d->seconds + d->nanos / 1e9 : dflt;
 }
 
 const char *sk_typed_config_name(const Google__Protobuf__Any *any, char *buf, size_t len)
@@ -129,7 +125,7 @@ static int translate_tcp_proxy(const Google__Protobuf__Any *any, struct sk_tcp_p
 	if (tp == NULL)
 		return lfail(err, errlen, "%s: invalid TcpProxy", where);
 	tc->stat_prefix = strdup(tp->stat_prefix);
-	tc->idle_timeout = seconds(tp->idle_timeout, DEFAULT_TCP_IDLE_TIMEOUT);
+	tc->idle_timeout = sk_duration_seconds(tp->idle_timeout, DEFAULT_TCP_IDLE_TIMEOUT);
 	tc->max_connect_attempts = tp->max_connect_attempts ? tp->max_connect_attempts->value : 1;
 	if (tp->stat_prefix == NULL || tp->stat_prefix[0] == '\0') {
 		rc = lfail(err, errlen, "%s.stat_prefix: must not be empty", where);
@@ -283,7 +279,7 @@ struct sk_listener_config *sk_listener_config_new(const listener_pb *l, char *er
 	lc->direction = (enum sk_direction)l->traffic_direction;
 	lc->buffer_limit = l->per_connection_buffer_limit_bytes ? l->per_connection_buffer_limit_bytes->value
 								 : DEFAULT_BUFFER_LIMIT;
-	lc->filters_timeout = seconds(l->listener_filters_timeout, DEFAULT_FILTERS_TIMEOUT);
+	lc->filters_timeout = sk_duration_seconds(l->listener_filters_timeout, DEFAULT_FILTERS_TIMEOUT);
 	lc->continue_on_timeout = l->continue_on_listener_filters_timeout;
 	if (l->filter_chain_matcher != NULL) {
 		lfail(err, errlen, "listener '%s': filter_chain_matcher: not supported (use filter_chain_match)",
