@@ -16,16 +16,29 @@
  * only after a complete exchange (request written whole, response read whole, no stray
  * bytes, both sides willing to keep it alive).
  *
- * Not yet: HTTP/2 (either side), retries (retry_policy is translated; only a request without
- * a body whose pooled connection turned out to be closed by the upstream is sent again, once,
- * on a new connection), upgrades/CONNECT (403/404), hash policies, request mirroring,
- * per-try timeouts, circuit breakers other than max_connections, fault and CORS filters. */
+ * Retries follow the route's retry_policy as Envoy's router does for HTTP/1.1 (maybe_retry):
+ * connect failures, resets (the upstream closed before answering), per-try timeouts and
+ * retriable responses (5xx, gateway-error, retriable-4xx, retriable-status-codes) are retried
+ * up to num_retries after a jittered exponential back-off, with the previous_hosts predicate
+ * re-picking up to host_selection_retry_max_attempts times, within the cluster's max_retries
+ * circuit breaker. Only before any response byte went downstream, with the request whole and
+ * its body (if any) kept in body_buf, which holds at most the listener's buffer limit: a
+ * longer body is not retried. A retried response is read no further (its connection closes).
+ * Independently, a bodiless request whose pooled connection turned out to be closed by the
+ * upstream is sent again once on a new connection (not a policy retry).
+ * hash_policy (header, cookie, query_parameter, source_ip; terminal) feeds RING_HASH/MAGLEV.
+ * envoy.filters.http.fault: delay then abort, per route or at filter level (fault_begin).
+ *
+ * Not yet: HTTP/2 (either side), upgrades/CONNECT (403/404), request mirroring, circuit
+ * breakers other than max_connections and max_retries, retry_on retriable-headers / the
+ * x-envoy-retry-on request headers, fault configs at weighted-cluster level, CORS. */
 #include "proxy/network/http_conn.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +292,8 @@ void sk_http_stats_register(struct sk_http_stats *t, struct sk_stats_store *st, 
 	G(filters_accepted_without_effect);
 #undef C
 #undef G
+	t->fault_aborts_injected = sk_stats_counterf(st, "http.%s.fault.aborts_injected", prefix);
+	t->fault_delays_injected = sk_stats_counterf(st, "http.%s.fault.delays_injected", prefix);
 	for (int k = 1; k <= 5; k++)
 		t->downstream_rq_class[k] = sk_stats_counterf(st, "http.%s.downstream_rq_%dxx", prefix, k);
 	{
@@ -354,6 +369,25 @@ struct sk_http_conn {
 	double start, wall_start, up_start, service_ms;
 	uint64_t rx_body, tx_body;
 	bool upstream_rq_counted;
+
+	/* retries (the route's retry_policy) and hash policies */
+	const struct sk_retry_policy *rp; /* NULL: no retries */
+	uint32_t retries;               /* retries started */
+	bool body_ok;                   /* every body byte sent is in body_buf (replayable) */
+	bool retry_exhausted, retry_held, retrying;
+	double backoff;                 /* the next back-off interval's ceiling, seconds */
+	struct buf body_buf;            /* the request body as sent upstream (framing included) */
+	ev_timer retry_timer;           /* back-off before the next try */
+	ev_timer try_timer;             /* per_try_timeout */
+	size_t n_tried;
+	struct sk_addr tried[8];        /* hosts tried (previous_hosts) */
+	uint64_t hash;
+	bool has_hash;
+
+	/* envoy.filters.http.fault */
+	struct sk_route_request rq;     /* the routing view, kept while a fault delay runs */
+	bool fault_delaying;
+	ev_timer fault_timer;
 };
 
 static void stream_end(struct sk_http_conn *hc);
@@ -883,6 +917,14 @@ static void stream_begin(struct sk_http_conn *hc)
 	hc->code = 0;
 	hc->rx_body = hc->tx_body = 0;
 	hc->service_ms = 0;
+	hc->rp = NULL;
+	hc->retries = 0;
+	hc->body_ok = true;
+	hc->retry_exhausted = hc->retry_held = hc->retrying = hc->has_hash = false;
+	hc->backoff = 0;
+	hc->body_buf.off = hc->body_buf.len = 0;
+	hc->n_tried = 0;
+	hc->hash = 0;
 	hc->extra.off = hc->extra.len = 0;
 	hc->resp_head.off = hc->resp_head.len = 0;
 	hc->start = ev_now(w->loop);
@@ -926,6 +968,14 @@ static void stream_end(struct sk_http_conn *hc)
 	if (!hc->active)
 		return;
 	ev_timer_stop(w->loop, &hc->rq_timer);
+	ev_timer_stop(w->loop, &hc->try_timer);
+	ev_timer_stop(w->loop, &hc->retry_timer);
+	ev_timer_stop(w->loop, &hc->fault_timer);
+	hc->fault_delaying = false;
+	if (hc->retry_held && hc->cluster) {
+		atomic_fetch_sub(&hc->cluster->active_retries, 1);
+		hc->retry_held = false;
+	}
 	up_release(hc, false);
 	if (hc->code >= 100 && hc->code < 600)
 		sk_stat_inc(w->shard, hc->st->downstream_rq_class[hc->code / 100]);
@@ -1085,6 +1135,129 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void on_up_read(struct ev_loop *loop, ev_io *io, int revents);
 static void on_up_write(struct ev_loop *loop, ev_io *io, int revents);
 
+/* ---------------------------------------------------------------------------------- */
+/* retries (Envoy's RetryStateImpl for HTTP/1.1)                                       */
+
+enum try_failure { TRY_CONNECT_FAILURE, TRY_RESET, TRY_TIMEOUT, TRY_STATUS };
+
+static bool retriable_status(const struct sk_retry_policy *rp, unsigned status)
+{
+	uint32_t on = rp->retry_on;
+
+	if ((on & SK_RETRY_5XX) && status >= 500)
+		return true;
+	if ((on & SK_RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
+		return true;
+	if ((on & SK_RETRY_RETRIABLE_4XX) && status == 409)
+		return true;
+	if (on & SK_RETRY_RETRIABLE_STATUS_CODES)
+		for (size_t i = 0; i < rp->n_status_codes; i++)
+			if (rp->status_codes[i] == status)
+				return true;
+	return false;
+}
+
+/* A try failed (its connection is still hc->u, or NULL). When the policy wants a retry and
+ * one is allowed, the try's connection is closed, the back-off timer armed, and true is
+ * returned: the caller stops. Retries happen only before any response byte went downstream,
+ * with the whole request received and its body (if any) kept in body_buf. */
+static bool maybe_retry(struct sk_http_conn *hc, enum try_failure why, unsigned status)
+{
+	const struct sk_retry_policy *rp = hc->rp;
+	struct sk_worker *w = hc->w;
+	struct sk_cluster *cl = hc->cluster;
+	uint32_t on, max_retries;
+	bool want;
+	double ceil_ms, delay;
+
+	if (rp == NULL || cl == NULL || hc->resp_started || !hc->body_ok || hc->must_close ||
+	    (!hc->req_done && hc->req_framing != SK_H1_BODY_NONE))
+		return false;
+	on = rp->retry_on;
+	switch (why) {
+	case TRY_CONNECT_FAILURE:
+		want = on & (SK_RETRY_5XX | SK_RETRY_GATEWAY_ERROR | SK_RETRY_CONNECT_FAILURE | SK_RETRY_RESET);
+		break;
+	case TRY_RESET:
+	case TRY_TIMEOUT:
+		want = on & (SK_RETRY_5XX | SK_RETRY_GATEWAY_ERROR | SK_RETRY_RESET);
+		break;
+	default:
+		want = retriable_status(rp, status);
+		break;
+	}
+	if (!want)
+		return false;
+	if (hc->retries >= rp->num_retries) {
+		hc->retry_exhausted = true;
+		sk_stat_inc(w->shard, cl->st.upstream_rq_retry_limit_exceeded);
+		return false;
+	}
+	max_retries = cl->config->cb[hc->route && hc->route->fwd.priority_high ? 1 : 0].max_retries;
+	if (atomic_load(&cl->active_retries) >= max_retries) {
+		sk_stat_inc(w->shard, cl->st.upstream_rq_retry_overflow);
+		return false;
+	}
+	atomic_fetch_add(&cl->active_retries, 1);
+	hc->retry_held = true;
+	hc->retries++;
+	sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
+	ev_timer_stop(w->loop, &hc->try_timer);
+	up_release(hc, false);
+	/* jittered exponential back-off: uniform in [0, ceiling), the ceiling doubling up to max */
+	if (hc->backoff <= 0)
+		hc->backoff = rp->back_off_base > 0 ? rp->back_off_base : 0.025;
+	ceil_ms = hc->backoff * 1000.0;
+	delay = ceil_ms >= 1.0 ? (double)(rnd() % (uint64_t)ceil_ms) / 1000.0 : 0.0;
+	hc->backoff *= 2;
+	{
+		double mx = rp->back_off_max > 0 ? rp->back_off_max : 10 * (rp->back_off_base > 0 ? rp->back_off_base : 0.025);
+
+		if (hc->backoff > mx)
+			hc->backoff = mx;
+	}
+	sk_log_debug(SK_LOG_HTTP, "[C%llu] http: retry %u of %u in %.0f ms", (unsigned long long)hc->c->id,
+		     hc->retries, rp->num_retries, delay * 1000.0);
+	ev_timer_set(&hc->retry_timer, delay, 0.);
+	ev_timer_start(w->loop, &hc->retry_timer);
+	return true;
+}
+
+static void on_retry_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_http_conn *hc = t->data;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	if (hc->retry_held) {
+		atomic_fetch_sub(&hc->cluster->active_retries, 1);
+		hc->retry_held = false;
+	}
+	hc->up_addr.len = 0;
+	hc->retrying = true;
+	forward(hc);
+	hc->retrying = false;
+	finish_callback(hc);
+}
+
+static void on_try_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_http_conn *hc = t->data;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	sk_log_debug(SK_LOG_HTTP, "[C%llu] http: per-try timeout", (unsigned long long)hc->c->id);
+	if (hc->cluster)
+		sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_per_try_timeout);
+	if (hc->u && !hc->resp_started)
+		sk_stat_inc(hc->w->shard, hc->u->cluster->st.upstream_rq_class[5]);
+	if (!maybe_retry(hc, TRY_TIMEOUT, 0))
+		upstream_failure(hc, 504, hc->retry_exhausted ? "UT,URX" : "UT", "upstream request timeout");
+	finish_callback(hc);
+}
+
 static void up_connect_failed(struct sk_http_conn *hc, bool timeout, int err)
 {
 	struct upconn *u = hc->u;
@@ -1107,7 +1280,9 @@ static void up_connect_failed(struct sk_http_conn *hc, bool timeout, int err)
 		if (k >= 0)
 			sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
 	}
-	upstream_failure(hc, 503, "UF",
+	if (maybe_retry(hc, TRY_CONNECT_FAILURE, 0))
+		return;
+	upstream_failure(hc, 503, hc->retry_exhausted ? "UF,URX" : "UF",
 			 timeout ? "upstream connect error or disconnect/reset before headers. reset reason: "
 				   "connection timeout"
 				 : "upstream connect error or disconnect/reset before headers. reset reason: "
@@ -1270,7 +1445,7 @@ static void on_up_write(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 /* The response head from upstream -> the head written downstream. */
-static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h)
+static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, bool counted)
 {
 	struct sk_worker *w = hc->w;
 	const struct sk_header_mutations *lv[4];
@@ -1282,9 +1457,16 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h)
 	hc->code = (unsigned)h->status;
 	hc->up_keep_alive = h->keep_alive;
 	hc->service_ms = (ev_now(w->loop) - hc->up_start) * 1000.0;
-	sk_stat_inc(w->shard, u->cluster->st.upstream_rq_class[h->status / 100]);
-	if ((k = sk_http_code_index((unsigned)h->status)) >= 0)
-		sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
+	ev_timer_stop(w->loop, &hc->try_timer);
+	if (!counted) {
+		sk_stat_inc(w->shard, u->cluster->st.upstream_rq_class[h->status / 100]);
+		if ((k = sk_http_code_index((unsigned)h->status)) >= 0)
+			sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
+	}
+	if (hc->retry_exhausted)
+		hc->flags = "URX";
+	else if (hc->retries > 0)
+		sk_stat_inc(w->shard, u->cluster->st.upstream_rq_retry_success);
 	if (h->framing == SK_H1_BODY_CHUNKED)
 		hc->down_framing = hc->minor >= 1 ? DOWN_CHUNKED : DOWN_CLOSE;
 	else if (h->framing == SK_H1_BODY_UNTIL_CLOSE)
@@ -1374,6 +1556,7 @@ static void up_process(struct sk_http_conn *hc)
 {
 	struct upconn *u = hc->u;
 	struct sk_h1_event ev;
+	bool response_head_counted = false;
 
 	while (hc->u == u && u != NULL && !hc->must_close) {
 		if (pending(&hc->dout) > hc->limit) {
@@ -1392,7 +1575,19 @@ static void up_process(struct sk_http_conn *hc)
 				consume(&u->in, ev.consumed);
 				break;
 			}
-			response_head(hc, ev.head);
+			if (hc->rp && retriable_status(hc->rp, (unsigned)ev.head->status)) {
+				unsigned st = (unsigned)ev.head->status;
+				int k;
+
+				sk_stat_inc(hc->w->shard, u->cluster->st.upstream_rq_class[st / 100]);
+				if ((k = sk_http_code_index(st)) >= 0)
+					sk_stat_inc(hc->w->shard, u->cluster->st.upstream_rq_code[k]);
+				if (maybe_retry(hc, TRY_STATUS, st))
+					return;
+				/* this response goes downstream: its stats are already counted */
+				response_head_counted = true;
+			}
+			response_head(hc, ev.head, response_head_counted);
 			consume(&u->in, ev.consumed);
 			break;
 		case SK_H1_EV_BODY:
@@ -1466,7 +1661,9 @@ static void up_eof(struct sk_http_conn *hc, int err)
 	sk_stat_inc(hc->w->shard, u->cluster->st.upstream_rq_rx_reset);
 	if (!hc->resp_started)
 		charge(hc, 503);
-	upstream_failure(hc, 503, "UC", "upstream connect error or disconnect/reset before headers. reset "
+	if (maybe_retry(hc, TRY_RESET, 0))
+		return;
+	upstream_failure(hc, 503, hc->retry_exhausted ? "UC,URX" : "UC", "upstream connect error or disconnect/reset before headers. reset "
 		"reason: connection termination");
 }
 
@@ -1504,11 +1701,19 @@ static void start_route_timer(struct sk_http_conn *hc)
 {
 	double t = hc->route ? hc->route->fwd.timeout : 15.0;
 
-	ev_timer_stop(hc->w->loop, &hc->rq_timer);
-	hc->timer_is_route = true;
-	if (t > 0) {
-		ev_timer_set(&hc->rq_timer, t, 0.);
-		ev_timer_start(hc->w->loop, &hc->rq_timer);
+	if (!hc->timer_is_route) {
+		/* the route timeout spans every try */
+		ev_timer_stop(hc->w->loop, &hc->rq_timer);
+		hc->timer_is_route = true;
+		if (t > 0) {
+			ev_timer_set(&hc->rq_timer, t, 0.);
+			ev_timer_start(hc->w->loop, &hc->rq_timer);
+		}
+	}
+	ev_timer_stop(hc->w->loop, &hc->try_timer);
+	if (hc->u && hc->rp && hc->rp->per_try_timeout > 0) {
+		ev_timer_set(&hc->try_timer, hc->rp->per_try_timeout, 0.);
+		ev_timer_start(hc->w->loop, &hc->try_timer);
 	}
 }
 
@@ -1616,7 +1821,26 @@ static void forward(struct sk_http_conn *hc)
 	if (cl->config->type == SK_CLUSTER_ORIGINAL_DST) {
 		addr = c->local;
 	} else {
-		host = sk_cluster_pick(cl, w->index, rnd(), false, &hs);
+		uint64_t h = hc->has_hash ? hc->hash : rnd();
+
+		host = sk_cluster_pick(cl, w->index, h, hc->has_hash, &hs);
+		if (host && hc->retries > 0 && hc->rp && hc->rp->previous_hosts) {
+			/* retry_host_predicate previous_hosts: pick again (up to
+			 * host_selection_retry_max_attempts times) while the host was tried */
+			uint32_t a, max = hc->rp->host_selection_max_attempts ? hc->rp->host_selection_max_attempts : 1;
+
+			for (a = 1; host && a <= max; a++) {
+				size_t i;
+				bool seen = false;
+
+				for (i = 0; i < hc->n_tried && !seen; i++)
+					seen = same_addr(&hc->tried[i], &host->addr);
+				if (!seen)
+					break;
+				h = hc->has_hash ? hc->hash + a * 0x9E3779B97F4A7C15ull : rnd();
+				host = sk_cluster_pick(cl, w->index, h, hc->has_hash, &hs);
+			}
+		}
 		if (host == NULL) {
 			sk_stat_inc(w->shard, cl->st.upstream_cx_none_healthy);
 			local_reply(hc, 503, "UH", "no healthy upstream", NULL);
@@ -1634,6 +1858,8 @@ static void forward(struct sk_http_conn *hc)
 		addr = host->addr;
 	}
 	hc->up_addr = addr;
+	if (hc->n_tried < sizeof(hc->tried) / sizeof(hc->tried[0]))
+		hc->tried[hc->n_tried++] = addr;
 	if (!hc->forwarding) {
 		/* first attempt: the head, the counts */
 		build_request(hc, host);
@@ -1644,7 +1870,8 @@ static void forward(struct sk_http_conn *hc)
 		hc->replayable = hc->req_framing == SK_H1_BODY_NONE;
 		if (hc->expect_continue && !hc->req_done)
 			appends(&hc->dout, "HTTP/1.1 100 Continue\r\n\r\n");
-	} else {
+	} else if (!hc->retrying) {
+		/* a stale pooled connection's request sent again (not a policy retry) */
 		sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
 	}
 	u = pool_get(cl, &addr);
@@ -1660,6 +1887,8 @@ static void forward(struct sk_http_conn *hc)
 	hc->upstream_rq_counted = true;
 	sk_h1_parser_expect_response(u->rp, hc->method_id, false);
 	append(&u->out, hc->up_head.p, hc->up_head.len);
+	if (pending(&hc->body_buf) > 0)
+		append(&u->out, hc->body_buf.p + hc->body_buf.off, pending(&hc->body_buf)); /* a retry */
 	if (hc->req_done)
 		start_route_timer(hc);
 	if (u->connected)
@@ -1788,14 +2017,193 @@ static void direct_response(struct sk_http_conn *hc)
 }
 
 /* A new request's head: copy it, check it, route it, and start forwarding or answer. */
+/* The value of cookie `name` in the request's cookie headers, or {NULL, 0}. */
+static struct sk_slice find_cookie(const struct sk_http_conn *hc, const char *name)
+{
+	size_t nl = strlen(name);
+
+	for (size_t i = 0; i < hc->n_fields; i++) {
+		const char *p, *end;
+
+		if (!ieq(hc->fields[i].name.p, hc->fields[i].name.len, "cookie"))
+			continue;
+		p = hc->fields[i].value.p;
+		end = p + hc->fields[i].value.len;
+		while (p < end) {
+			const char *semi = memchr(p, ';', (size_t)(end - p)), *e = semi ? semi : end, *eq;
+
+			while (p < e && (*p == ' ' || *p == '\t'))
+				p++;
+			eq = memchr(p, '=', (size_t)(e - p));
+			if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
+				const char *v = eq + 1, *ve = e;
+
+				while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+					ve--;
+				if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+					v++;
+					ve--;
+				}
+				return (struct sk_slice){ v, (size_t)(ve - v) };
+			}
+			p = semi ? semi + 1 : end;
+		}
+	}
+	return (struct sk_slice){ NULL, 0 };
+}
+
+/* The first value of query parameter `name` in the request's path, or {NULL, 0}. */
+static struct sk_slice find_query(const struct sk_http_conn *hc, const char *name)
+{
+	const char *p = memchr(hc->path.p, '?', hc->path.len), *end = hc->path.p + hc->path.len;
+	size_t nl = strlen(name);
+
+	if (p == NULL)
+		return (struct sk_slice){ NULL, 0 };
+	for (p++; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *e = amp ? amp : end, *eq;
+		const char *ne;
+
+		eq = memchr(p, '=', (size_t)(e - p));
+		ne = eq ? eq : e;
+		if ((size_t)(ne - p) == nl && memcmp(p, name, nl) == 0)
+			return eq ? (struct sk_slice){ eq + 1, (size_t)(e - eq - 1) } : (struct sk_slice){ e, 0 };
+		p = amp ? amp + 1 : end;
+	}
+	return (struct sk_slice){ NULL, 0 };
+}
+
+/* The route's hash_policy (Envoy's HashPolicyImpl::generateHash): each policy that yields a
+ * value is folded in (rotate left by one, xor); a terminal policy with a hash so far stops.
+ * Used by RING_HASH and MAGLEV clusters (the other balancers ignore it). */
+static void route_hash(struct sk_http_conn *hc, const struct sk_route_request *rq)
+{
+	const struct sk_route_forward *f = &hc->route->fwd;
+	bool have = false;
+	uint64_t hash = 0;
+
+	for (size_t i = 0; i < f->n_hash; i++) {
+		const struct sk_hash_policy *hp = &f->hash[i];
+		struct sk_slice v = { NULL, 0 };
+		char ip[INET6_ADDRSTRLEN];
+		uint64_t nh;
+
+		switch (hp->kind) {
+		case SK_HASH_HEADER:
+			v = sk_route_request_header(rq, hp->name, strlen(hp->name));
+			break;
+		case SK_HASH_COOKIE:
+			v = find_cookie(hc, hp->name); /* an existing cookie only: none is generated */
+			break;
+		case SK_HASH_SOURCE_IP: {
+			const struct sk_addr *a = &hc->c->peer;
+
+			if (a->ss.ss_family == AF_INET &&
+			    inet_ntop(AF_INET, &((const struct sockaddr_in *)&a->ss)->sin_addr, ip, sizeof(ip)))
+				v = (struct sk_slice){ ip, strlen(ip) };
+			else if (a->ss.ss_family == AF_INET6 &&
+				 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, ip, sizeof(ip)))
+				v = (struct sk_slice){ ip, strlen(ip) };
+			break;
+		}
+		case SK_HASH_QUERY_PARAMETER:
+			v = find_query(hc, hp->name);
+			break;
+		}
+		if (v.ptr != NULL) {
+			nh = sk_lb_hash(v.ptr, v.len);
+			hash = have ? ((hash << 1) | (hash >> 63)) ^ nh : nh;
+			have = true;
+		}
+		if (hp->terminal && have)
+			break;
+	}
+	hc->hash = hash;
+	hc->has_hash = have;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* envoy.filters.http.fault                                                            */
+
+static void route_continue(struct sk_http_conn *hc);
+
+static bool fault_hit(const struct sk_fraction *f)
+{
+	return f->denominator > 0 && rnd() % f->denominator < f->numerator;
+}
+
+/* The fault config for this request: the most specific per-route one (weighted cluster,
+ * route, virtual host, route config), else the filter's. */
+static const struct sk_fault *fault_config(const struct sk_http_conn *hc)
+{
+	const struct sk_hcm_config *cfg = hc->cfg;
+	const struct sk_route *r = hc->route;
+	const struct sk_filter_configs *lv[3] = { &r->filter_configs, &r->vhost->filter_configs,
+						  &r->vhost->config->filter_configs };
+
+	if (cfg->per_route_faults > 0) {
+		for (size_t l = 0; l < 3; l++)
+			for (size_t i = 0; i < cfg->per_route_faults; i++)
+				if (cfg->route_faults[i].fc == lv[l])
+					return &cfg->route_faults[i].fault;
+	}
+	return &cfg->fault_cfg;
+}
+
+/* The abort's dice (once per request): true when the request was answered. */
+static bool fault_abort(struct sk_http_conn *hc)
+{
+	const struct sk_fault *ft = fault_config(hc);
+
+	if (ft->has_abort && fault_hit(&ft->abort_pct)) {
+		sk_stat_inc(hc->w->shard, hc->st->fault_aborts_injected);
+		local_reply(hc, ft->abort_status, hc->flags && strcmp(hc->flags, "DI") == 0 ? "DI,FI" : "FI",
+			    "fault filter abort", NULL);
+		if (hc->req_done)
+			stream_end(hc);
+		return true;
+	}
+	return false;
+}
+
+static void on_fault_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_http_conn *hc = t->data;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	hc->fault_delaying = false;
+	if (!fault_abort(hc))
+		route_continue(hc);
+	if (!hc->must_close && hc->active && !hc->req_done)
+		process(hc); /* the request's body, held during the delay */
+	finish_callback(hc);
+}
+
+/* The fault filter's decodeHeaders: a delay (the request waits, its body unread), then an
+ * abort (a local reply). True when the request is delayed or answered. */
+static bool fault_begin(struct sk_http_conn *hc)
+{
+	const struct sk_fault *ft = fault_config(hc);
+
+	if (ft->has_delay && fault_hit(&ft->delay_pct)) {
+		sk_stat_inc(hc->w->shard, hc->st->fault_delays_injected);
+		hc->flags = "DI";
+		hc->fault_delaying = true;
+		ev_timer_set(&hc->fault_timer, ft->delay, 0.);
+		ev_timer_start(hc->w->loop, &hc->fault_timer);
+		return true;
+	}
+	return fault_abort(hc);
+}
+
 static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, const char *base)
 {
 	struct sk_worker *w = hc->w;
 	const struct sk_hcm_config *cfg = hc->cfg;
 	const struct sk_route_config *rc = cfg->routes;
 	struct sk_route_request rq = {0};
-	const struct sk_route_forward *f;
-	const char *cname = NULL;
 	size_t i, n = 0;
 
 	stream_begin(hc);
@@ -1863,6 +2271,20 @@ static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, co
 		local_reply(hc, 404, "NR", NULL, NULL);
 		return;
 	}
+	hc->rq = rq;
+	if (cfg->fault && fault_begin(hc))
+		return;
+	route_continue(hc);
+}
+
+/* After the fault filter: the route's action. */
+static void route_continue(struct sk_http_conn *hc)
+{
+	struct sk_worker *w = hc->w;
+	struct sk_route_request rq = hc->rq;
+	const struct sk_route_forward *f;
+	const char *cname = NULL;
+
 	if (hc->route->action == SK_ROUTE_DIRECT) {
 		direct_response(hc);
 		return;
@@ -1908,7 +2330,22 @@ static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, co
 		return;
 	}
 	sk_cluster_ref(hc->cluster);
+	if (f->has_retry)
+		hc->rp = &f->retry;
+	if (f->n_hash > 0)
+		route_hash(hc, &rq);
 	forward(hc);
+}
+
+/* Keeps what is sent upstream after the head, for a retry, while it fits the buffer limit. */
+static void keep_body(struct sk_http_conn *hc, const char *p, size_t n)
+{
+	if (hc->rp == NULL || !hc->body_ok)
+		return;
+	if (pending(&hc->body_buf) + n > hc->limit || append(&hc->body_buf, p, n) < 0) {
+		hc->body_ok = false;
+		buf_free(&hc->body_buf);
+	}
 }
 
 static void request_body(struct sk_http_conn *hc, const char *p, size_t n)
@@ -1920,11 +2357,18 @@ static void request_body(struct sk_http_conn *hc, const char *p, size_t n)
 		return;
 	hc->replayable = false;
 	if (hc->req_framing == SK_H1_BODY_CHUNKED) {
-		appendf(&u->out, "%zx\r\n", n);
+		char sz[24];
+		int k = snprintf(sz, sizeof(sz), "%zx\r\n", n);
+
+		append(&u->out, sz, (size_t)k);
 		append(&u->out, p, n);
 		appends(&u->out, "\r\n");
+		keep_body(hc, sz, (size_t)k);
+		keep_body(hc, p, n);
+		keep_body(hc, "\r\n", 2);
 	} else {
 		append(&u->out, p, n);
+		keep_body(hc, p, n);
 	}
 	if (u->connected)
 		up_write(u);
@@ -1934,8 +2378,11 @@ static void request_trailers(struct sk_http_conn *hc, const struct sk_h1_field *
 {
 	struct upconn *u = hc->u;
 
+	size_t from;
+
 	if (hc->discard_body || u == NULL || hc->req_framing != SK_H1_BODY_CHUNKED)
 		return;
+	from = u->out.len;
 	appends(&u->out, "0\r\n");
 	for (size_t i = 0; i < n; i++) {
 		append(&u->out, t[i].name.p, t[i].name.len);
@@ -1944,6 +2391,8 @@ static void request_trailers(struct sk_http_conn *hc, const struct sk_h1_field *
 		appends(&u->out, "\r\n");
 	}
 	appends(&u->out, "\r\n");
+	if (u->out.len >= from)
+		keep_body(hc, u->out.p + from, u->out.len - from);
 	hc->req_term_written = true;
 }
 
@@ -1953,8 +2402,10 @@ static void request_done(struct sk_http_conn *hc)
 
 	hc->req_done = true;
 	if (u != NULL && !hc->discard_body) {
-		if (hc->req_framing == SK_H1_BODY_CHUNKED && !hc->req_term_written)
+		if (hc->req_framing == SK_H1_BODY_CHUNKED && !hc->req_term_written) {
 			appends(&u->out, "0\r\n\r\n");
+			keep_body(hc, "0\r\n\r\n", 5);
+		}
 		start_route_timer(hc);
 		if (u->connected)
 			up_write(u);
@@ -1975,8 +2426,8 @@ static void process(struct sk_http_conn *hc)
 	struct sk_h1_event ev;
 
 	while (!hc->must_close) {
-		if (hc->active && hc->req_done)
-			return;
+		if (hc->active && (hc->req_done || hc->fault_delaying))
+			return; /* a fault delay: the body waits in din until the request goes on */
 		if (!hc->active && (hc->close_after || pending(&hc->dout) > hc->limit))
 			return;
 		if (hc->active && hc->u && pending(&hc->u->out) > hc->limit)
@@ -2136,6 +2587,12 @@ void sk_http_conn_start(struct sk_conn *c)
 	hc->rq_timer.data = hc;
 	ev_init(&hc->idle_timer, on_idle_timer);
 	hc->idle_timer.data = hc;
+	ev_init(&hc->retry_timer, on_retry_timer);
+	hc->retry_timer.data = hc;
+	ev_init(&hc->try_timer, on_try_timer);
+	hc->try_timer.data = hc;
+	ev_init(&hc->fault_timer, on_fault_timer);
+	hc->fault_timer.data = hc;
 	if (hc->parser == NULL) {
 		sk_conn_close(c);
 		return;
@@ -2167,6 +2624,9 @@ void sk_http_conn_free(struct sk_http_conn *hc)
 	ev_io_stop(w->loop, &hc->wio);
 	ev_timer_stop(w->loop, &hc->rq_timer);
 	ev_timer_stop(w->loop, &hc->idle_timer);
+	ev_timer_stop(w->loop, &hc->retry_timer);
+	ev_timer_stop(w->loop, &hc->try_timer);
+	ev_timer_stop(w->loop, &hc->fault_timer);
 	sk_stat_sub(w->shard, hc->st->downstream_cx_active, 1);
 	sk_stat_sub(w->shard, hc->st->downstream_cx_http1_active, 1);
 	sk_stat_inc(w->shard, hc->st->downstream_cx_destroy);
@@ -2179,6 +2639,7 @@ void sk_http_conn_free(struct sk_http_conn *hc)
 	buf_free(&hc->resp_head);
 	buf_free(&hc->scratch);
 	buf_free(&hc->up_head);
+	buf_free(&hc->body_buf);
 	free(hc->fields);
 	free(hc->rh);
 	free(hc);

@@ -403,6 +403,10 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 	C(upstream_rq_completed);
 	C(upstream_rq_timeout);
 	C(upstream_rq_retry);
+	C(upstream_rq_retry_success);
+	C(upstream_rq_retry_overflow);
+	C(upstream_rq_retry_limit_exceeded);
+	C(upstream_rq_per_try_timeout);
 	C(upstream_rq_pending_total);
 	C(upstream_cx_http1_total);
 	C(upstream_rq_rx_reset);

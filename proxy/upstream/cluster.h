@@ -74,7 +74,9 @@ struct sk_cluster_stats {
 	/* HTTP (the router): upstream_rq_<class> for 1xx..5xx, upstream_rq_<code> for the codes
 	 * of SK_HTTP_CODES (registered up front: stats are registered on the main thread only) */
 	sk_stat_id upstream_rq_total, upstream_rq_active, upstream_rq_completed, upstream_rq_time,
-		upstream_rq_timeout, upstream_rq_retry, upstream_rq_pending_total,
+		upstream_rq_timeout, upstream_rq_retry, upstream_rq_retry_success,
+		upstream_rq_retry_overflow, upstream_rq_retry_limit_exceeded, upstream_rq_per_try_timeout,
+		upstream_rq_pending_total,
 		upstream_cx_http1_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
 		upstream_cx_protocol_error, upstream_cx_idle_timeout;
 	sk_stat_id upstream_rq_class[6];   /* [1..5] */
@@ -100,6 +102,7 @@ struct sk_cluster {
 	pthread_mutex_t hosts_lock;       /* taken only to swap or to take a reference */
 	struct sk_host_set *_Atomic hosts;
 	atomic_uint active_cx;            /* circuit breaker: open upstream connections */
+	atomic_uint active_retries;       /* circuit breaker max_retries: retries waiting to start */
 	uint32_t n_slots;
 	struct sk_cluster_slot *slots;    /* one per worker */
 	/* DNS clusters (main thread only) */

@@ -16,9 +16,10 @@
  *     applied yet: skiff adds no Access-Control-Allow-* headers, so a browser denies the
  *     cross-origin read (the restrictive outcome) and preflight OPTIONS requests reach the
  *     upstream. Counted in per_route_cors;
- *   . envoy.filters.http.fault accepted only without filter-level abort/delay (refused
- *     otherwise); per-route fault configs (VirtualService fault injection) are accepted but
- *     NOT applied yet, counted in per_route_faults;
+ *   . envoy.filters.http.fault: filter-level and per-route (typed_per_filter_config) abort
+ *     (http_status) and delay (fixed_delay) with their percentages, applied by http_conn;
+ *     header_abort/header_delay, grpc_status, response_rate_limit and the headers /
+ *     downstream_nodes / upstream_cluster restrictions refused (parse_fault);
  *   . rbac, ext_authz, jwt_authn refused (security filters are never passed through);
  *   . any other filter refused naming it, unless is_optional (skipped, skipped_optional);
  *   . disabled filters are skipped (they run only when a route enables them, which skiff
@@ -100,51 +101,120 @@ static bool security_filter(const char *type)
 	return type_in(type, types, N(types));
 }
 
-/* Fault filter: only without filter-level faults (they would apply to every request). */
-static const char *check_fault(const Google__Protobuf__Any *any)
+static int fault_fraction(const Envoy__Type__V3__FractionalPercent *f, struct sk_fraction *out)
+{
+	static const uint32_t denominators[] = {100, 10000, 1000000};
+
+	if (f == NULL) {
+		/* Envoy: an abort or delay without a percentage applies to every request */
+		*out = (struct sk_fraction){100, 100};
+		return 0;
+	}
+	if ((unsigned)f->denominator > 2)
+		return -1;
+	out->denominator = denominators[f->denominator];
+	out->numerator = f->numerator > out->denominator ? out->denominator : f->numerator;
+	return 0;
+}
+
+/* HTTPFault -> sk_fault. What is honoured: abort.http_status, delay.fixed_delay, each with its
+ * percentage. Refused (they change who is faulted or how): header_abort / header_delay (the
+ * x-envoy-fault-* request headers; without them those headers are ignored, as Envoy does),
+ * grpc_status aborts, response_rate_limit, headers, downstream_nodes, upstream_cluster.
+ * max_active_faults and the *_runtime keys are accepted without effect (no runtime layer). */
+static const char *parse_fault(const uint8_t *data, size_t len, struct sk_fault *out)
 {
 	Envoy__Extensions__Filters__Http__Fault__V3__HTTPFault *f;
-	const char *slash = strrchr(any->type_url, '/');
 	const char *why = NULL;
 
-	if (strcmp(slash ? slash + 1 : any->type_url, "envoy.extensions.filters.http.fault.v3.HTTPFault") != 0)
-		return "a fault config wrapped in a TypedStruct is not supported";
+	memset(out, 0, sizeof(*out));
 	f = (void *)protobuf_c_message_unpack(&envoy__extensions__filters__http__fault__v3__httpfault__descriptor,
-					      NULL, any->value.len, any->value.data);
+					      NULL, len, data);
 	if (f == NULL)
 		return "invalid HTTPFault";
-	if (f->abort != NULL || f->delay != NULL || f->response_rate_limit != NULL)
-		why = "fault injection at filter level (abort, delay, response_rate_limit) is not "
-		      "implemented yet";
+	if (f->response_rate_limit != NULL)
+		why = "response_rate_limit is not supported";
+	else if (f->n_headers > 0 || f->n_downstream_nodes > 0 || (f->upstream_cluster && f->upstream_cluster[0]))
+		why = "headers, downstream_nodes and upstream_cluster restrictions are not supported";
+	else if (f->abort != NULL) {
+		if (f->abort->error_type_case != ENVOY__EXTENSIONS__FILTERS__HTTP__FAULT__V3__FAULT_ABORT__ERROR_TYPE_HTTP_STATUS)
+			why = "abort: only http_status is supported (not header_abort or grpc_status)";
+		else if (f->abort->http_status < 200 || f->abort->http_status >= 600)
+			why = "abort.http_status must be in [200, 600)";
+		else if (fault_fraction(f->abort->percentage, &out->abort_pct) < 0)
+			why = "abort.percentage: unknown denominator";
+		out->has_abort = true;
+		if (why == NULL)
+			out->abort_status = f->abort->http_status;
+	}
+	if (why == NULL && f->delay != NULL) {
+		if (f->delay->fault_delay_secifier_case !=
+		    ENVOY__EXTENSIONS__FILTERS__COMMON__FAULT__V3__FAULT_DELAY__FAULT_DELAY_SECIFIER_FIXED_DELAY)
+			why = "delay: only fixed_delay is supported (not header_delay)";
+		else if (fault_fraction(f->delay->percentage, &out->delay_pct) < 0)
+			why = "delay.percentage: unknown denominator";
+		out->has_delay = true;
+		if (why == NULL && f->delay->fixed_delay) /* a oneof: read only when it is fixed_delay */
+			out->delay = (double)f->delay->fixed_delay->seconds + f->delay->fixed_delay->nanos / 1e9;
+	}
 	protobuf_c_message_free_unpacked(&f->base, NULL);
 	return why;
 }
 
-static void count_per_route(const struct sk_filter_configs *fc, struct sk_hcm_config *hc)
+static const char *check_fault(const Google__Protobuf__Any *any, struct sk_fault *out)
+{
+	const char *slash = strrchr(any->type_url, '/');
+
+	if (strcmp(slash ? slash + 1 : any->type_url, "envoy.extensions.filters.http.fault.v3.HTTPFault") != 0)
+		return "a fault config wrapped in a TypedStruct is not supported";
+	return parse_fault(any->value.data, any->value.len, out);
+}
+
+static int count_per_route(const struct sk_filter_configs *fc, struct sk_hcm_config *hc, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < fc->n; i++) {
 		if (fc->v[i].disabled || fc->v[i].type == NULL)
 			continue;
-		if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0)
+		if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0) {
+			struct sk_route_fault *rf = realloc(hc->route_faults, (hc->per_route_faults + 1) * sizeof(*rf));
+			const char *why;
+
+			if (rf == NULL) {
+				hfail(err, errlen, "out of memory");
+				return -1;
+			}
+			hc->route_faults = rf;
+			rf[hc->per_route_faults].fc = fc;
+			if ((why = parse_fault(fc->v[i].value, fc->v[i].value_len, &rf[hc->per_route_faults].fault))) {
+				hfail(err, errlen, "typed_per_filter_config[%s]: %s", fc->v[i].filter, why);
+				return -1;
+			}
 			hc->per_route_faults++;
-		else if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.cors.v3.CorsPolicy") == 0)
+		} else if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.cors.v3.CorsPolicy") == 0) {
 			hc->per_route_cors++;
+		}
 	}
+	return 0;
 }
 
-static void count_route_configs(const struct sk_route_config *rc, struct sk_hcm_config *hc)
+static int count_route_configs(const struct sk_route_config *rc, struct sk_hcm_config *hc, char *err, size_t errlen)
 {
-	count_per_route(&rc->filter_configs, hc);
+	if (count_per_route(&rc->filter_configs, hc, err, errlen) < 0)
+		return -1;
 	for (size_t v = 0; v < rc->n_vhosts; v++) {
 		const struct sk_virtual_host *vh = &rc->vhosts[v];
 
-		count_per_route(&vh->filter_configs, hc);
+		if (count_per_route(&vh->filter_configs, hc, err, errlen) < 0)
+			return -1;
 		for (size_t r = 0; r < vh->n_routes; r++) {
-			count_per_route(&vh->routes[r].filter_configs, hc);
+			if (count_per_route(&vh->routes[r].filter_configs, hc, err, errlen) < 0)
+				return -1;
 			for (size_t k = 0; k < vh->routes[r].fwd.n_weighted; k++)
-				count_per_route(&vh->routes[r].fwd.weighted[k].filter_configs, hc);
+				if (count_per_route(&vh->routes[r].fwd.weighted[k].filter_configs, hc, err, errlen) < 0)
+					return -1;
 		}
 	}
+	return 0;
 }
 
 static void *filters(const hcm_pb *h, struct sk_hcm_config *hc, char *err, size_t errlen)
@@ -195,7 +265,9 @@ static void *filters(const hcm_pb *h, struct sk_hcm_config *hc, char *err, size_
 		} else if (strcmp(type, "envoy.extensions.filters.http.cors.v3.Cors") == 0) {
 			hc->cors = true;
 		} else if (strcmp(type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0) {
-			if ((why = check_fault(f->typed_config)) != NULL)
+			if (f->typed_config == NULL)
+				memset(&hc->fault_cfg, 0, sizeof(hc->fault_cfg));
+			else if ((why = check_fault(f->typed_config, &hc->fault_cfg)) != NULL)
 				return hfail(err, errlen, "http_filters[%zu] (%s): %s", i, name, why);
 			hc->fault = true;
 		} else if (f->is_optional) {
@@ -293,7 +365,8 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 	}
 	if (filters(h, hc, err, errlen) == NULL)
 		goto fail;
-	count_route_configs(hc->routes, hc);
+	if (count_route_configs(hc->routes, hc, err, errlen) < 0)
+		goto fail;
 
 	hc->use_remote_address = h->use_remote_address && h->use_remote_address->value;
 	hc->xff_num_trusted_hops = h->xff_num_trusted_hops;
@@ -398,5 +471,6 @@ void sk_hcm_config_free(struct sk_hcm_config *hc)
 		free(hc->access_logs[i].format);
 	}
 	free(hc->access_logs);
+	free(hc->route_faults);
 	free(hc);
 }

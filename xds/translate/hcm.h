@@ -25,6 +25,21 @@ enum sk_hcm_server_header { SK_SERVER_OVERWRITE, SK_SERVER_APPEND_IF_ABSENT, SK_
 
 enum sk_hcm_underscores { SK_UNDERSCORES_ALLOW, SK_UNDERSCORES_REJECT, SK_UNDERSCORES_DROP };
 
+/* envoy.filters.http.fault's HTTPFault: abort and delay with their percentages. */
+struct sk_fault {
+	bool has_abort, has_delay;
+	uint32_t abort_status;
+	struct sk_fraction abort_pct;
+	double delay;                         /* fixed_delay, seconds */
+	struct sk_fraction delay_pct;
+};
+
+/* A per-route fault (typed_per_filter_config) and the filter_configs it came from. */
+struct sk_route_fault {
+	const struct sk_filter_configs *fc;
+	struct sk_fault fault;
+};
+
 struct sk_hcm_config {
 	char *stat_prefix;                    /* http.<stat_prefix>.* */
 	enum sk_hcm_codec codec;              /* AUTO serves HTTP/1.1 until HTTP/2 lands */
@@ -62,8 +77,10 @@ struct sk_hcm_config {
 	unsigned skipped_optional;            /* unknown filters marked is_optional: skipped */
 	unsigned compressors;                 /* envoy.filters.http.compressor: not applied */
 	bool cors;                            /* envoy.filters.http.cors present (policies not applied) */
-	bool fault;                           /* envoy.filters.http.fault present (no filter-level faults) */
-	unsigned per_route_faults;            /* routes/vhosts carrying a fault config (not applied) */
+	bool fault;                           /* envoy.filters.http.fault present */
+	struct sk_fault fault_cfg;            /* its filter-level abort/delay */
+	unsigned per_route_faults;            /* routes/vhosts/weighted clusters carrying a fault config */
+	struct sk_route_fault *route_faults;  /* per_route_faults of them, applied when fault is present */
 	unsigned per_route_cors;              /* ... a CORS policy (not applied) */
 };
 

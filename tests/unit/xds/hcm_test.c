@@ -140,7 +140,7 @@ static void test_istio_shapes(void)
 	}
 	sk_hcm_config_free(hc);
 
-	/* per-route fault and CORS configs: accepted, counted (not applied yet) */
+	/* per-route fault configs: translated (applied by http_conn) */
 	hc = hcm("{\"stat_prefix\":\"p\",\"http_filters\":[" FILTER("envoy.filters.http.fault",
 		 "envoy.extensions.filters.http.fault.v3.HTTPFault") "," ROUTER "],\"route_config\":{\"virtual_hosts\":[{"
 		 "\"name\":\"b\",\"domains\":[\"*\"],\"routes\":[{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"},"
@@ -148,6 +148,35 @@ static void test_istio_shapes(void)
 		 "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"http_status\":503,\"percentage\":"
 		 "{\"numerator\":10}}}}}]}]}}");
 	CHECK(hc && hc->per_route_faults == 1);
+	if (hc && hc->per_route_faults == 1) {
+		const struct sk_fault *f = &hc->route_faults[0].fault;
+
+		CHECK(hc->route_faults[0].fc == &hc->routes->vhosts[0].routes[0].filter_configs);
+		CHECK(f->has_abort && f->abort_status == 503 && !f->has_delay);
+		CHECK(f->abort_pct.numerator == 10 && f->abort_pct.denominator == 100);
+		CHECK(!hc->fault_cfg.has_abort && !hc->fault_cfg.has_delay);
+	}
+	sk_hcm_config_free(hc);
+
+	/* filter-level abort and delay with FractionalPercent */
+	hc = hcm(WITH_FILTERS("{\"name\":\"envoy.filters.http.fault\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
+			      "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"http_status\":418,"
+			      "\"percentage\":{\"numerator\":2500,\"denominator\":\"TEN_THOUSAND\"}},\"delay\":{"
+			      "\"fixed_delay\":\"0.25s\",\"percentage\":{\"numerator\":7,\"denominator\":\"MILLION\"}}}}," ROUTER));
+	CHECK(hc && hc->fault);
+	if (hc) {
+		CHECK(hc->fault_cfg.has_abort && hc->fault_cfg.abort_status == 418);
+		CHECK(hc->fault_cfg.abort_pct.numerator == 2500 && hc->fault_cfg.abort_pct.denominator == 10000);
+		CHECK(hc->fault_cfg.has_delay && hc->fault_cfg.delay > 0.2499 && hc->fault_cfg.delay < 0.2501);
+		CHECK(hc->fault_cfg.delay_pct.numerator == 7 && hc->fault_cfg.delay_pct.denominator == 1000000);
+	}
+	sk_hcm_config_free(hc);
+
+	/* an abort without a percentage is 100% */
+	hc = hcm(WITH_FILTERS("{\"name\":\"envoy.filters.http.fault\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
+			      "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"http_status\":503}}}," ROUTER));
+	CHECK(hc && hc->fault_cfg.has_abort && hc->fault_cfg.abort_pct.numerator == 100 &&
+	      hc->fault_cfg.abort_pct.denominator == 100);
 	sk_hcm_config_free(hc);
 
 	/* an unknown optional filter is skipped and counted */
@@ -187,8 +216,14 @@ static void test_refusals(void)
 	refused(WITH_FILTERS(FILTER("my.filter", "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb") "," ROUTER),
 		"http_filters[0] (my.filter): HTTP filter 'envoy.extensions.filters.http.grpc_web.v3.GrpcWeb' is not supported");
 	refused(WITH_FILTERS("{\"name\":\"envoy.filters.http.fault\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
-			     "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"http_status\":503}}}," ROUTER),
-		"http_filters[0] (envoy.filters.http.fault): fault injection at filter level");
+			     "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"abort\":{\"header_abort\":{}}}}," ROUTER),
+		"http_filters[0] (envoy.filters.http.fault): abort: only http_status is supported");
+	refused(WITH_FILTERS("{\"name\":\"envoy.filters.http.fault\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
+			     "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"delay\":{\"header_delay\":{}}}}," ROUTER),
+		"http_filters[0] (envoy.filters.http.fault): delay: only fixed_delay is supported");
+	refused(WITH_FILTERS("{\"name\":\"envoy.filters.http.fault\",\"typed_config\":{\"@type\":\"type.googleapis.com/"
+			     "envoy.extensions.filters.http.fault.v3.HTTPFault\",\"response_rate_limit\":{\"fixed_limit\":{\"limit_kbps\":1}}}}," ROUTER),
+		"response_rate_limit is not supported");
 	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"max_request_headers_kb\":9000}",
 		"max_request_headers_kb: 9000 is outside 1..8192");
 	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"upgrade_configs\":[{\"upgrade_type\":"
