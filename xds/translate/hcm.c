@@ -33,6 +33,8 @@
  *   http_protocol_options and http2_protocol_options: accepted without effect. */
 #include "xds/translate/hcm.h"
 
+#include "xds/pbjson.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,11 +56,6 @@ static void *hfail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return NULL;
-}
-
-static double seconds(const Google__Protobuf__Duration *d, double dflt)
-{
-	return d ? (double)d->seconds + d->nanos / 1e9 : dflt;
 }
 
 static bool type_in(const char *type, const char *const *list, size_t n)
@@ -384,16 +381,16 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 	hc->strip_matching_host_port = h->strip_matching_host_port;
 	hc->strip_any_host_port = h->strip_port_mode_case == HCM(STRIP_PORT_MODE_STRIP_ANY_HOST_PORT) &&
 				  h->strip_any_host_port;
-	hc->stream_idle_timeout = seconds(h->stream_idle_timeout, SK_HCM_DEFAULT_STREAM_IDLE_TIMEOUT);
-	hc->request_timeout = seconds(h->request_timeout, 0);
-	hc->request_headers_timeout = seconds(h->request_headers_timeout, 0);
+	hc->stream_idle_timeout = sk_duration_seconds(h->stream_idle_timeout, SK_HCM_DEFAULT_STREAM_IDLE_TIMEOUT);
+	hc->request_timeout = sk_duration_seconds(h->request_timeout, 0);
+	hc->request_headers_timeout = sk_duration_seconds(h->request_headers_timeout, 0);
 	hc->idle_timeout = SK_HCM_DEFAULT_IDLE_TIMEOUT;
 	hc->max_headers_count = SK_HCM_DEFAULT_MAX_HEADERS_COUNT;
 	if (h->common_http_protocol_options) {
 		const Envoy__Config__Core__V3__HttpProtocolOptions *o = h->common_http_protocol_options;
 
-		hc->idle_timeout = seconds(o->idle_timeout, SK_HCM_DEFAULT_IDLE_TIMEOUT);
-		hc->max_connection_duration = seconds(o->max_connection_duration, 0);
+		hc->idle_timeout = sk_duration_seconds(o->idle_timeout, SK_HCM_DEFAULT_IDLE_TIMEOUT);
+		hc->max_connection_duration = sk_duration_seconds(o->max_connection_duration, 0);
 		if (o->max_headers_count) {
 			if (o->max_headers_count->value < 1) {
 				hfail(err, errlen, "common_http_protocol_options.max_headers_count: must be at least 1");
