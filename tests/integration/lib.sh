@@ -371,3 +371,51 @@ out.append("CLOSED" if closed else "OPEN")
 print("\n".join(out))
 PY
 )
+
+# ---- shared by the data-plane tests (they set PYTHON3 and ADMIN) ----
+# ports VAR...: distinct free loopback ports, never handed out twice in one script.
+# stat NAME: a stat's value from skiff's admin ($ADMIN), "missing" when absent.
+# wait_stat NAME WANT: polls (bounded: 60 x 50 ms) until NAME equals WANT; prints the value.
+# check_stat NAME WANT, check_range WHAT VALUE LO HI: assertions built on them.
+ports() {
+	local got i v
+	got=$("$PYTHON3" -c 'import socket, sys
+n, taken, socks, got = int(sys.argv[1]), set(sys.argv[2].split()), [], []
+while len(got) < n and len(socks) < 10 * n + 50:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+    p = str(s.getsockname()[1])
+    if p not in taken and p not in got:
+        got.append(p)
+print(" ".join(got))' "$#" "$_T_PORTS") || return 1
+	read -ra got <<<"$got"
+	[ "${#got[@]}" -eq "$#" ] || return 1
+	i=0
+	for v in "$@"; do
+		_T_PORTS="$_T_PORTS${got[i]} "
+		printf -v "$v" '%s' "${got[i]}"
+		i=$((i + 1))
+	done
+}
+stat() {
+	curl -s --max-time 3 "http://127.0.0.1:$ADMIN/stats" |
+		awk -F': ' -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print "missing" }'
+}
+wait_stat() {
+	local v i
+	for i in $(seq 60); do
+		v=$(stat "$1")
+		[ "$v" == "$2" ] && break
+		sleep 0.05
+	done
+	echo "$v"
+}
+check_stat() { check_eq "stat $1 == $2" "$(wait_stat "$1" "$2")" "$2"; }
+check_range() {
+	if awk -v v="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(v != "" && v + 0 == v && v >= lo && v <= hi) }'; then
+		_t_ok "$1"
+	else
+		_t_fail "$1" "$(printf %q "$2") not in [$3, $4]"
+	fi
+}
