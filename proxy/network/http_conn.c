@@ -288,6 +288,9 @@ void sk_http_stats_register(struct sk_http_stats *t, struct sk_stats_store *st, 
 	C(rq_redirect);
 	C(rq_direct_response);
 	C(rq_total);
+	C(downstream_cx_upgrades_total);
+	G(downstream_cx_upgrades_active);
+	C(downstream_rq_ws_on_non_ws_route);
 	/* skiff's own: HTTP filters accepted without effect on this chain */
 	G(filters_accepted_without_effect);
 #undef C
@@ -320,11 +323,12 @@ struct upconn {
 	struct buf in, out;
 	struct sk_http_conn *hc;        /* the stream using it; NULL while pooled */
 	bool connected, counted, reused;
+	bool shut_wr;                   /* a tunnel's downstream ended: FIN once out is sent */
 	double connected_at;
 	struct upconn *prev, *next;     /* the worker's idle list */
 };
 
-enum down_framing { DOWN_NONE, DOWN_LENGTH, DOWN_CHUNKED, DOWN_CLOSE };
+enum down_framing { DOWN_NONE, DOWN_LENGTH, DOWN_CHUNKED, DOWN_CLOSE, DOWN_TUNNEL };
 
 struct sk_http_conn {
 	struct sk_conn *c;
@@ -343,6 +347,10 @@ struct sk_http_conn {
 	/* the stream */
 	bool active, req_done, discard_body, resp_started, resp_done, down_close;
 	bool keep_alive, expect_continue, forwarding, replayable, timer_is_route, up_keep_alive;
+	bool upgrade;                   /* an upgrade request the HCM allows (websocket, ...) */
+	bool ws_wait;                   /* its head is sent: the client's next bytes wait for a 101 */
+	bool tunnel, tunnel_up;         /* the 101 came: bytes flow raw; its DONE was seen */
+	char upgrade_proto[64];         /* the Upgrade token forwarded, lower-cased */
 	int minor;
 	enum sk_h1_method method_id;
 	enum sk_h1_framing req_framing;
@@ -577,6 +585,12 @@ static void local_reply(struct sk_http_conn *hc, unsigned code, const char *flag
 	hc->code = code;
 	if (flags)
 		hc->flags = flags;
+	if (hc->ws_wait) {
+		/* an upgrade refused or failed: the bytes after its head are not HTTP */
+		hc->ws_wait = false;
+		hc->req_done = true;
+		hc->keep_alive = false;
+	}
 	if (!hc->req_done)
 		hc->discard_body = true;
 	if (!hc->keep_alive || code == 400 || code == 431 || code == 413 || code == 408 || code == 501 ||
@@ -907,6 +921,8 @@ static void stream_begin(struct sk_http_conn *hc)
 
 	hc->active = true;
 	hc->req_done = hc->discard_body = hc->resp_started = hc->resp_done = hc->down_close = false;
+	hc->upgrade = hc->ws_wait = hc->tunnel = hc->tunnel_up = false;
+	hc->upgrade_proto[0] = '\0';
 	hc->forwarding = hc->replayable = hc->timer_is_route = hc->upstream_rq_counted = false;
 	hc->route = NULL;
 	hc->wc = NULL;
@@ -977,6 +993,8 @@ static void stream_end(struct sk_http_conn *hc)
 		hc->retry_held = false;
 	}
 	up_release(hc, false);
+	if (hc->upgrade)
+		sk_stat_sub(w->shard, hc->st->downstream_cx_upgrades_active, 1);
 	if (hc->code >= 100 && hc->code < 600)
 		sk_stat_inc(w->shard, hc->st->downstream_rq_class[hc->code / 100]);
 	sk_stat_inc(w->shard, hc->st->downstream_rq_completed);
@@ -1422,10 +1440,13 @@ static void up_write(struct upconn *u)
 		sk_stat_add(w->shard, u->cluster->st.upstream_cx_tx_bytes_total, (uint64_t)n);
 		consume(&u->out, (size_t)n);
 	}
-	if (pending(&u->out) > 0)
+	if (pending(&u->out) > 0) {
 		ev_io_start(w->loop, &u->wio);
-	else
+	} else {
 		ev_io_stop(w->loop, &u->wio);
+		if (u->shut_wr)
+			shutdown(u->fd, SHUT_WR);
+	}
 }
 
 static void on_up_write(struct ev_loop *loop, ev_io *io, int revents)
@@ -1467,7 +1488,9 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 		hc->flags = "URX";
 	else if (hc->retries > 0)
 		sk_stat_inc(w->shard, u->cluster->st.upstream_rq_retry_success);
-	if (h->framing == SK_H1_BODY_CHUNKED)
+	if (h->status == 101)
+		hc->down_framing = DOWN_TUNNEL;
+	else if (h->framing == SK_H1_BODY_CHUNKED)
 		hc->down_framing = hc->minor >= 1 ? DOWN_CHUNKED : DOWN_CLOSE;
 	else if (h->framing == SK_H1_BODY_UNTIL_CLOSE)
 		hc->down_framing = DOWN_CLOSE;
@@ -1476,7 +1499,7 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 	else
 		hc->down_framing = DOWN_NONE;
 	hc->down_close = !hc->keep_alive || hc->down_framing == DOWN_CLOSE || !hc->req_done || hc->close_after;
-	if (!hc->req_done)
+	if (!hc->req_done && h->status != 101)
 		hc->discard_body = true;
 
 	hc->resp_head.off = hc->resp_head.len = 0;
@@ -1505,6 +1528,8 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 		appendf(&hc->resp_head, "content-length: %" PRIu64 "\r\n", h->content_length);
 	else if (hc->down_framing == DOWN_CHUNKED)
 		appends(&hc->resp_head, "transfer-encoding: chunked\r\n");
+	else if (hc->down_framing == DOWN_TUNNEL)
+		appendf(&hc->resp_head, "connection: upgrade\r\nupgrade: %s\r\n", hc->upgrade_proto);
 	if (hc->cfg->server_header == SK_SERVER_OVERWRITE ||
 	    (hc->cfg->server_header == SK_SERVER_APPEND_IF_ABSENT && !server_seen))
 		appendf(&hc->resp_head, "server: %s\r\n", hc->cfg->server_name);
@@ -1513,11 +1538,22 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 		/* adds see the response as it came, plus what was already written */
 		add_headers(hc, &hc->resp_head, lv, nl, true, resp_present);
 	}
-	if (hc->down_close)
+	if (hc->down_close && hc->down_framing != DOWN_TUNNEL)
 		appends(&hc->resp_head, "connection: close\r\n");
 	appends(&hc->resp_head, "\r\n");
 	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
 	hc->resp_started = true;
+}
+
+/* The upstream accepted the upgrade (101): from here bytes flow raw both ways until one
+ * side closes; the route timeout no longer applies, the stream idle timeout does. */
+static void tunnel_begin(struct sk_http_conn *hc)
+{
+	struct sk_worker *w = hc->w;
+
+	hc->tunnel = true;
+	ev_timer_stop(w->loop, &hc->rq_timer);
+	ev_timer_stop(w->loop, &hc->try_timer);
 }
 
 static void response_body(struct sk_http_conn *hc, const char *p, size_t n)
@@ -1569,6 +1605,12 @@ static void up_process(struct sk_http_conn *hc)
 			consume(&u->in, ev.consumed);
 			return;
 		case SK_H1_EV_HEAD:
+			if (ev.head->status == 101 && hc->upgrade) {
+				response_head(hc, ev.head, false);
+				tunnel_begin(hc);
+				consume(&u->in, ev.consumed);
+				break;
+			}
 			if (ev.head->status < 200) {
 				/* interim responses (100 Continue) are not forwarded: skiff answered
 				 * Expect itself */
@@ -1611,6 +1653,13 @@ static void up_process(struct sk_http_conn *hc)
 			break;
 		case SK_H1_EV_DONE:
 			consume(&u->in, ev.consumed);
+			if (hc->tunnel && !hc->tunnel_up) {
+				/* the 101 is whole: the client's waiting bytes may go */
+				hc->tunnel_up = true;
+				hc->ws_wait = false;
+				process(hc);
+				break;
+			}
 			/* reusable when the response allowed it and nothing follows it unasked */
 			response_done(hc, hc->up_keep_alive && pending(&u->in) == 0);
 			return;
@@ -1793,6 +1842,8 @@ static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
 		appends(b, "\r\n");
 	}
 	append(b, hc->extra.p, hc->extra.len);
+	if (hc->upgrade)
+		appendf(b, "connection: upgrade\r\nupgrade: %s\r\n", hc->upgrade_proto);
 	if (nl)
 		add_headers(hc, b, lv, nl, false, req_present);
 	if (hc->req_framing == SK_H1_BODY_LENGTH) {
@@ -1867,7 +1918,7 @@ static void forward(struct sk_http_conn *hc)
 		sk_stat_inc(w->shard, cl->st.upstream_rq_total);
 		hc->up_start = ev_now(w->loop);
 		hc->forwarding = true;
-		hc->replayable = hc->req_framing == SK_H1_BODY_NONE;
+		hc->replayable = hc->req_framing == SK_H1_BODY_NONE && !hc->upgrade;
 		if (hc->expect_continue && !hc->req_done)
 			appends(&hc->dout, "HTTP/1.1 100 Continue\r\n\r\n");
 	} else if (!hc->retrying) {
@@ -1885,7 +1936,7 @@ static void forward(struct sk_http_conn *hc)
 	}
 	sk_stat_add(w->shard, cl->st.upstream_rq_active, 1);
 	hc->upstream_rq_counted = true;
-	sk_h1_parser_expect_response(u->rp, hc->method_id, false);
+	sk_h1_parser_expect_response(u->rp, hc->method_id, hc->upgrade);
 	append(&u->out, hc->up_head.p, hc->up_head.len);
 	if (pending(&hc->body_buf) > 0)
 		append(&u->out, hc->body_buf.p + hc->body_buf.off, pending(&hc->body_buf)); /* a retry */
@@ -2198,6 +2249,25 @@ static bool fault_begin(struct sk_http_conn *hc)
 	return fault_abort(hc);
 }
 
+/* Envoy: the HCM must list the upgrade type; a route's own upgrade_configs entry for it
+ * overrides the HCM's enabled flag. */
+static bool upgrade_allowed(const struct sk_http_conn *hc)
+{
+	const struct sk_hcm_config *cfg = hc->cfg;
+	const struct sk_route *r = hc->route;
+	size_t i;
+
+	for (i = 0; i < cfg->n_upgrades; i++)
+		if (strcmp(cfg->upgrades[i].type, hc->upgrade_proto) == 0)
+			break;
+	if (i == cfg->n_upgrades || r->action != SK_ROUTE_FORWARD)
+		return false;
+	for (size_t k = 0; k < r->fwd.n_upgrades; k++)
+		if (strcmp(r->fwd.upgrades[k].type, hc->upgrade_proto) == 0)
+			return r->fwd.upgrades[k].enabled;
+	return cfg->upgrades[i].enabled;
+}
+
 static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, const char *base)
 {
 	struct sk_worker *w = hc->w;
@@ -2218,11 +2288,22 @@ static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, co
 		local_reply(hc, 503, "DPE", "out of memory", NULL);
 		return;
 	}
-	if (h->tunnel) {
-		/* upgrade_configs are refused at translation; CONNECT has no connect_matcher */
+	if (h->tunnel && h->method_id == SK_H1_M_CONNECT) {
+		/* CONNECT: no route has a connect_matcher (refused at translation) */
 		hc->keep_alive = false;
-		local_reply(hc, h->method_id == SK_H1_M_CONNECT ? 404 : 403, "NR", NULL, NULL);
+		local_reply(hc, 404, "NR", NULL, NULL);
 		return;
+	}
+	if (h->tunnel) {
+		size_t n = h->upgrade_proto.len < sizeof(hc->upgrade_proto) - 1 ? h->upgrade_proto.len
+										: sizeof(hc->upgrade_proto) - 1;
+
+		for (i = 0; i < n; i++) {
+			char ch = h->upgrade_proto.p[i];
+
+			hc->upgrade_proto[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+		}
+		hc->upgrade_proto[n] = '\0';
 	}
 	if (cfg->underscores == SK_UNDERSCORES_REJECT) {
 		for (i = 0; i < hc->n_fields; i++)
@@ -2272,6 +2353,18 @@ static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, co
 		return;
 	}
 	hc->rq = rq;
+	if (hc->upgrade_proto[0] && !upgrade_allowed(hc)) {
+		sk_stat_inc(w->shard, hc->st->downstream_rq_ws_on_non_ws_route);
+		hc->keep_alive = false;
+		local_reply(hc, 403, "UPGRADE_FAILED", NULL, NULL);
+		return;
+	}
+	if (hc->upgrade_proto[0]) {
+		/* Envoy counts an upgrade when the connection manager accepts it */
+		hc->upgrade = true;
+		sk_stat_inc(w->shard, hc->st->downstream_cx_upgrades_total);
+		sk_stat_add(w->shard, hc->st->downstream_cx_upgrades_active, 1);
+	}
 	if (cfg->fault && fault_begin(hc))
 		return;
 	route_continue(hc);
@@ -2426,7 +2519,7 @@ static void process(struct sk_http_conn *hc)
 	struct sk_h1_event ev;
 
 	while (!hc->must_close) {
-		if (hc->active && (hc->req_done || hc->fault_delaying))
+		if (hc->active && (hc->req_done || hc->fault_delaying || hc->ws_wait))
 			return; /* a fault delay: the body waits in din until the request goes on */
 		if (!hc->active && (hc->close_after || pending(&hc->dout) > hc->limit))
 			return;
@@ -2451,6 +2544,11 @@ static void process(struct sk_http_conn *hc)
 			break;
 		case SK_H1_EV_DONE:
 			consume(&hc->din, ev.consumed);
+			if (hc->upgrade && !hc->tunnel && !hc->resp_started && hc->forwarding) {
+				hc->ws_wait = true; /* an upgrade: what follows is not HTTP */
+				start_route_timer(hc);
+				break;
+			}
 			request_done(hc);
 			break;
 		case SK_H1_EV_ERROR:
@@ -2521,6 +2619,14 @@ static void on_down_read(struct ev_loop *loop, ev_io *io, int revents)
 		hc->read_eof = true;
 		if (!hc->active) {
 			hc->must_close = true;
+		} else if (hc->tunnel && !hc->req_done) {
+			/* the client finished its side of the tunnel: FIN upstream, await its close */
+			hc->req_done = true;
+			if (hc->u) {
+				hc->u->shut_wr = true;
+				if (hc->u->connected)
+					up_write(hc->u);
+			}
 		} else if (!hc->req_done) {
 			/* the client went away mid-request */
 			sk_stat_inc(hc->w->shard, hc->st->downstream_rq_rx_reset);

@@ -23,7 +23,8 @@ struct sk_http_stats {
 		downstream_rq_idle_timeout, downstream_rq_rx_reset, downstream_rq_tx_reset,
 		downstream_rq_too_large, downstream_cx_rx_bytes_total, downstream_cx_tx_bytes_total,
 		no_route, no_cluster, rq_redirect, rq_direct_response, rq_total,
-		filters_accepted_without_effect, fault_aborts_injected, fault_delays_injected;
+		filters_accepted_without_effect, fault_aborts_injected, fault_delays_injected,
+		downstream_cx_upgrades_total, downstream_cx_upgrades_active, downstream_rq_ws_on_non_ws_route;
 	sk_stat_id downstream_rq_class[6]; /* [1..5]: downstream_rq_1xx .. _5xx */
 };
 

@@ -24,7 +24,8 @@
  *   . any other filter refused naming it, unless is_optional (skipped, skipped_optional);
  *   . disabled filters are skipped (they run only when a route enables them, which skiff
  *     refuses for unknown filters in route translation);
- * - forward_client_cert_details other than SANITIZE, upgrade_configs, request_id_extension
+ * - upgrade_configs: the types are kept (websocket, ...); CONNECT and per-upgrade filters refused;
+ * - forward_client_cert_details other than SANITIZE, request_id_extension
  *   other than the default uuid, local_reply_config, original_ip_detection_extensions,
  *   early_header_mutation_extensions, path_with_escaped_slashes_action other than the
  *   defaults, internal_address_config with CIDRs: refused (they change behaviour);
@@ -40,9 +41,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm_pb;
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter filter_pb;
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig HcmUpgrade;
 
 #define HCM(x) ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__##x
 
@@ -279,12 +282,58 @@ static void *filters(const hcm_pb *h, struct sk_hcm_config *hc, char *err, size_
 	return hc;
 }
 
+/* upgrade_configs: upgrade types to tunnel (websocket and any other Upgrade token Envoy
+ * would accept); CONNECT and per-upgrade filter chains are refused. */
+static const char *upgrade_error(const struct sk_hcm_config *hc, const HcmUpgrade *u)
+{
+	if (u->upgrade_type == NULL || u->upgrade_type[0] == '\0')
+		return "upgrade_type: must not be empty";
+	if (strcasecmp(u->upgrade_type, "CONNECT") == 0)
+		return "CONNECT is not supported";
+	if (u->n_filters > 0)
+		return "filters: per-upgrade filter chains are not supported";
+	for (size_t k = 0; k < hc->n_upgrades; k++)
+		if (strcasecmp(hc->upgrades[k].type, u->upgrade_type) == 0)
+			return "duplicate upgrade_type";
+	return NULL;
+}
+
+static int upgrades(struct sk_hcm_config *hc, const hcm_pb *h, char *err, size_t errlen)
+{
+	if (h->n_upgrade_configs == 0)
+		return 0;
+	hc->upgrades = calloc(h->n_upgrade_configs, sizeof(*hc->upgrades));
+	if (hc->upgrades == NULL) {
+		hfail(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < h->n_upgrade_configs; i++) {
+		const HcmUpgrade *u = h->upgrade_configs[i];
+		const char *why = upgrade_error(hc, u);
+		char *t;
+
+		if (why != NULL) {
+			hfail(err, errlen, "upgrade_configs[%zu]: %s", i, why);
+			return -1;
+		}
+		if ((t = strdup(u->upgrade_type)) == NULL) {
+			hfail(err, errlen, "out of memory");
+			return -1;
+		}
+		for (char *q = t; *q; q++)
+			if (*q >= 'A' && *q <= 'Z')
+				*q = (char)(*q + 32);
+		hc->upgrades[hc->n_upgrades].type = t;
+		hc->upgrades[hc->n_upgrades].enabled = u->enabled == NULL || u->enabled->value;
+		hc->n_upgrades++;
+	}
+	return 0;
+}
+
 static void *refuse_fields(const hcm_pb *h, char *err, size_t errlen)
 {
 	if (h->forward_client_cert_details != HCM(FORWARD_CLIENT_CERT_DETAILS__SANITIZE))
 		return hfail(err, errlen, "forward_client_cert_details: only SANITIZE is supported until mTLS");
-	if (h->n_upgrade_configs > 0)
-		return hfail(err, errlen, "upgrade_configs: upgrades (websocket) are not supported yet");
 	if (h->request_id_extension != NULL && h->request_id_extension->typed_config != NULL) {
 		char type[256];
 
@@ -340,6 +389,8 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 		goto fail;
 	}
 	if (refuse_fields(h, err, errlen) == NULL)
+		goto fail;
+	if (upgrades(hc, h, err, errlen) < 0)
 		goto fail;
 	switch (h->route_specifier_case) {
 	case HCM(ROUTE_SPECIFIER_ROUTE_CONFIG):
@@ -469,5 +520,8 @@ void sk_hcm_config_free(struct sk_hcm_config *hc)
 	}
 	free(hc->access_logs);
 	free(hc->route_faults);
+	for (size_t i = 0; i < hc->n_upgrades; i++)
+		free(hc->upgrades[i].type);
+	free(hc->upgrades);
 	free(hc);
 }

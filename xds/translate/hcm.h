@@ -82,6 +82,10 @@ struct sk_hcm_config {
 	unsigned per_route_faults;            /* routes/vhosts/weighted clusters carrying a fault config */
 	struct sk_route_fault *route_faults;  /* per_route_faults of them, applied when fault is present */
 	unsigned per_route_cors;              /* ... a CORS policy (not applied) */
+	/* upgrade_configs: the upgrade types (websocket, ...) this HCM tunnels; enabled false
+	 * means only on routes whose own upgrade_configs enable it */
+	size_t n_upgrades;
+	struct sk_upgrade_config *upgrades;
 };
 
 /* Translates the HttpConnectionManager inside any. NULL with err ("http_connection_manager:

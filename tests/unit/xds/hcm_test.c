@@ -227,7 +227,24 @@ static void test_refusals(void)
 	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"max_request_headers_kb\":9000}",
 		"max_request_headers_kb: 9000 is outside 1..8192");
 	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"upgrade_configs\":[{\"upgrade_type\":"
-		"\"websocket\"}]}", "upgrade_configs: upgrades (websocket) are not supported yet");
+		"\"CONNECT\"}]}", "upgrade_configs[0]: CONNECT is not supported");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"upgrade_configs\":[{\"upgrade_type\":"
+		"\"websocket\"},{\"upgrade_type\":\"WebSocket\"}]}", "upgrade_configs[1]: duplicate upgrade_type");
+	{
+		struct sk_hcm_config *c = hcm("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],"
+					      "\"upgrade_configs\":[{\"upgrade_type\":\"WebSocket\"},"
+					      "{\"upgrade_type\":\"spdy/3.1\",\"enabled\":false}]}");
+
+		CHECK(c != NULL);
+		if (c != NULL) {
+			CHECK(c->n_upgrades == 2);
+			CHECK_STR(c->upgrades[0].type, "websocket");
+			CHECK(c->upgrades[0].enabled);
+			CHECK_STR(c->upgrades[1].type, "spdy/3.1");
+			CHECK(!c->upgrades[1].enabled);
+			sk_hcm_config_free(c);
+		}
+	}
 	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"forward_client_cert_details\":"
 		"\"APPEND_FORWARD\"}", "forward_client_cert_details: only SANITIZE");
 	refused("{\"stat_prefix\":\"p\",\"route_config\":{\"virtual_hosts\":[{\"name\":\"b\",\"domains\":[\"*\"],"
