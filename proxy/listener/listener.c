@@ -218,6 +218,22 @@ static void on_reap(struct ev_loop *loop, ev_idle *i, int revents)
 	ev_idle_stop(loop, i);
 }
 
+int sk_conn_keep_inspected(struct sk_conn *c, const uint8_t *p, size_t n)
+{
+	if (c->cap_inspected - c->n_inspected < n) {
+		size_t cap = c->n_inspected + n;
+		uint8_t *grown = realloc(c->inspected, cap);
+
+		if (grown == NULL)
+			return -ENOMEM;
+		c->inspected = grown;
+		c->cap_inspected = cap;
+	}
+	memcpy(c->inspected + c->n_inspected, p, n);
+	c->n_inspected += n;
+	return 0;
+}
+
 void sk_conn_close(struct sk_conn *c)
 {
 	struct sk_worker *w = c->w;
@@ -231,6 +247,10 @@ void sk_conn_close(struct sk_conn *c)
 	if (c->hc) {
 		sk_http_conn_free(c->hc);
 		c->hc = NULL;
+	}
+	if (c->h2) {
+		sk_h2_conn_free(c->h2);
+		c->h2 = NULL;
 	}
 	if (c->fd >= 0)
 		close(c->fd);

@@ -19,6 +19,7 @@ struct sk_worker_listen;
 struct sk_snapshot;
 struct sk_tcp_proxy;
 struct sk_http_conn;
+struct sk_h2_conn;
 struct sk_http_stats;
 
 struct sk_listener_stats {
@@ -76,7 +77,8 @@ struct sk_conn {
 	const struct sk_tcp_stats *tst;
 	const struct sk_http_stats *hst;
 	struct sk_tcp_proxy *tp;
-	struct sk_http_conn *hc;
+	struct sk_http_conn *hc;            /* HTTP/1.x */
+	struct sk_h2_conn *h2;              /* HTTP/2 */
 	bool active_counted;
 	struct sk_conn *prev, *next;        /* the worker's list */
 };
@@ -87,6 +89,10 @@ void sk_listener_start_accept(struct sk_worker *w, struct sk_worker_listen *wl);
 void sk_listener_stop_accept(struct sk_worker *w, bool inbound_only);
 /* Worker: closes every connection now (end of drain, shutdown). */
 void sk_listener_close_all(struct sk_worker *w);
+
+/* Keeps n more bytes read before the connection's filter took over (they are given to it
+ * first). -ENOMEM when out of memory. */
+int sk_conn_keep_inspected(struct sk_conn *c, const uint8_t *p, size_t n);
 
 /* Ends a connection: closes the socket, counts, frees later from the reaper. */
 void sk_conn_close(struct sk_conn *c);

@@ -29,9 +29,14 @@
  * hash_policy (header, cookie, query_parameter, source_ip; terminal) feeds RING_HASH/MAGLEV.
  * envoy.filters.http.fault: delay then abort, per route or at filter level (fault_begin).
  *
- * Not yet: HTTP/2 (either side), upgrades/CONNECT (403/404), request mirroring, circuit
- * breakers other than max_connections and max_retries, retry_on retriable-headers / the
- * x-envoy-retry-on request headers, fault configs at weighted-cluster level, CORS. */
+ * Upgrades (upgrade_configs, websocket): the request goes upstream with its Upgrade; a 101
+ * turns both sides into a raw tunnel (tunnel_begin); anything else is answered and closes.
+ * HTTP/2 downstream: each stream is an sk_http_conn driven by http2.c (h2 set); the code
+ * below is shared, the emit_* functions choose the framing.
+ *
+ * Not yet: HTTP/2 upstream, request mirroring, circuit breakers other than max_connections
+ * and max_retries, retry_on retriable-headers / the x-envoy-retry-on request headers, fault
+ * configs at weighted-cluster level, CORS. */
 #include "proxy/network/http_conn.h"
 
 #include <errno.h>
@@ -52,6 +57,7 @@
 #include "proxy/listener/listener.h"
 #include "proxy/log/log.h"
 #include "proxy/network/access_log.h"
+#include "proxy/network/http_internal.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 #include "xds/translate/hcm.h"
@@ -64,96 +70,6 @@
 #define SK_HTTP_POOL_IDLE_TIMEOUT 3600.0
 #define READ_CHUNK 16384
 #define MAX_IDLE_PER_WORKER 4096
-
-/* ---------------------------------------------------------------------------------- */
-/* buffers                                                                             */
-
-struct buf {
-	char *p;
-	size_t off, len, cap; /* data is p[off..len) */
-};
-
-static size_t pending(const struct buf *b)
-{
-	return b->len - b->off;
-}
-
-/* Room for n more bytes at p + len: compacts, then grows. */
-static int reserve(struct buf *b, size_t n)
-{
-	if (b->cap - b->len >= n)
-		return 0;
-	if (b->off > 0) {
-		memmove(b->p, b->p + b->off, b->len - b->off);
-		b->len -= b->off;
-		b->off = 0;
-		if (b->cap - b->len >= n)
-			return 0;
-	}
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap - b->len < n)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (p == NULL)
-		return -ENOMEM;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-static int append(struct buf *b, const void *d, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (reserve(b, n) < 0)
-		return -ENOMEM;
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-	return 0;
-}
-
-static int appends(struct buf *b, const char *s)
-{
-	return append(b, s, strlen(s));
-}
-
-static int appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int appendf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (reserve(b, 256) < 0)
-		return -ENOMEM;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= b->cap - b->len) {
-		if (reserve(b, (size_t)n + 1) < 0)
-			return -ENOMEM;
-		va_start(ap, fmt);
-		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-	}
-	b->len += (size_t)n;
-	return 0;
-}
-
-static void consume(struct buf *b, size_t n)
-{
-	b->off += n;
-	if (b->off >= b->len)
-		b->off = b->len = 0;
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
 
 /* ---------------------------------------------------------------------------------- */
 /* small helpers                                                                       */
@@ -291,10 +207,29 @@ void sk_http_stats_register(struct sk_http_stats *t, struct sk_stats_store *st, 
 	C(downstream_cx_upgrades_total);
 	G(downstream_cx_upgrades_active);
 	C(downstream_rq_ws_on_non_ws_route);
+	C(downstream_cx_http2_total);
+	G(downstream_cx_http2_active);
+	C(downstream_rq_http2_total);
+	C(downstream_rq_too_many_premature_resets);
 	/* skiff's own: HTTP filters accepted without effect on this chain */
 	G(filters_accepted_without_effect);
 #undef C
 #undef G
+#define H2(field, name) t->field = sk_stats_counter(st, "http2." name)
+	H2(h2_rx_reset, "rx_reset");
+	H2(h2_tx_reset, "tx_reset");
+	H2(h2_header_overflow, "header_overflow");
+	H2(h2_headers_cb_no_stream, "headers_cb_no_stream");
+	H2(h2_inbound_empty_frames_flood, "inbound_empty_frames_flood");
+	H2(h2_inbound_priority_frames_flood, "inbound_priority_frames_flood");
+	H2(h2_inbound_window_update_frames_flood, "inbound_window_update_frames_flood");
+	H2(h2_outbound_flood, "outbound_flood");
+	H2(h2_outbound_control_flood, "outbound_control_flood");
+	H2(h2_rx_messaging_error, "rx_messaging_error");
+	H2(h2_trailers, "trailers");
+	H2(h2_goaway_sent, "goaway_sent");
+#undef H2
+	t->h2_streams_active = sk_stats_gauge(st, "http2.streams_active", SK_GAUGE_SUM);
 	t->fault_aborts_injected = sk_stats_counterf(st, "http.%s.fault.aborts_injected", prefix);
 	t->fault_delays_injected = sk_stats_counterf(st, "http.%s.fault.delays_injected", prefix);
 	for (int k = 1; k <= 5; k++)
@@ -307,98 +242,8 @@ void sk_http_stats_register(struct sk_http_stats *t, struct sk_stats_store *st, 
 	}
 }
 
-/* ---------------------------------------------------------------------------------- */
-/* types                                                                               */
-
-struct upconn {
-	int fd;
-	struct sk_worker *w;
-	ev_io rio, wio;
-	ev_timer timer;                 /* connect timeout, then the pool's idle timeout */
-	struct sk_cluster *cluster;     /* referenced */
-	struct sk_host_set *hs;         /* referenced while host points into it */
-	struct sk_host *host;           /* NULL for ORIGINAL_DST */
-	struct sk_addr addr, local;
-	struct sk_h1_parser *rp;
-	struct buf in, out;
-	struct sk_http_conn *hc;        /* the stream using it; NULL while pooled */
-	bool connected, counted, reused;
-	bool shut_wr;                   /* a tunnel's downstream ended: FIN once out is sent */
-	double connected_at;
-	struct upconn *prev, *next;     /* the worker's idle list */
-};
-
-enum down_framing { DOWN_NONE, DOWN_LENGTH, DOWN_CHUNKED, DOWN_CLOSE, DOWN_TUNNEL };
-
-struct sk_http_conn {
-	struct sk_conn *c;
-	struct sk_worker *w;
-	const struct sk_hcm_config *cfg;
-	const struct sk_http_stats *st;
-	struct sk_h1_parser *parser;
-	struct buf din, dout;
-	ev_io wio;
-	ev_timer rq_timer;              /* request_timeout, then the route timeout */
-	ev_timer idle_timer;            /* connection idle, or the stream idle timeout */
-	uint32_t limit;
-	bool read_eof, close_after, must_close, in_callback;
-	uint64_t n_requests;
-
-	/* the stream */
-	bool active, req_done, discard_body, resp_started, resp_done, down_close;
-	bool keep_alive, expect_continue, forwarding, replayable, timer_is_route, up_keep_alive;
-	bool upgrade;                   /* an upgrade request the HCM allows (websocket, ...) */
-	bool ws_wait;                   /* its head is sent: the client's next bytes wait for a 101 */
-	bool tunnel, tunnel_up;         /* the 101 came: bytes flow raw; its DONE was seen */
-	char upgrade_proto[64];         /* the Upgrade token forwarded, lower-cased */
-	int minor;
-	enum sk_h1_method method_id;
-	enum sk_h1_framing req_framing;
-	enum down_framing down_framing;
-	struct buf head;                /* a copy of the request head's bytes */
-	struct sk_h1_field *fields;     /* the request's fields, pointing into head */
-	size_t n_fields, cap_fields;
-	struct sk_h1_slice method, path, authority;
-	struct buf path_buf;            /* the path as forwarded (normalized, rewritten) */
-	struct buf extra;               /* x-request-id, x-forwarded-for, ...: "name: value\r\n" */
-	struct buf resp_head;           /* the response head sent downstream (access log) */
-	struct buf scratch;             /* header formatting */
-	struct buf up_head;             /* the request head as sent upstream (kept for a resend) */
-	struct sk_http_header *rh;      /* the routing view of the fields */
-	size_t cap_rh;
-	bool req_term_written;
-	const struct sk_route *route;
-	const struct sk_route_weighted_cluster *wc;
-	struct sk_cluster *cluster;     /* referenced */
-	struct upconn *u;
-	struct sk_addr up_addr, up_local;
-	const char *flags;
-	unsigned code;
-	double start, wall_start, up_start, service_ms;
-	uint64_t rx_body, tx_body;
-	bool upstream_rq_counted;
-
-	/* retries (the route's retry_policy) and hash policies */
-	const struct sk_retry_policy *rp; /* NULL: no retries */
-	uint32_t retries;               /* retries started */
-	bool body_ok;                   /* every body byte sent is in body_buf (replayable) */
-	bool retry_exhausted, retry_held, retrying;
-	double backoff;                 /* the next back-off interval's ceiling, seconds */
-	struct buf body_buf;            /* the request body as sent upstream (framing included) */
-	ev_timer retry_timer;           /* back-off before the next try */
-	ev_timer try_timer;             /* per_try_timeout */
-	size_t n_tried;
-	struct sk_addr tried[8];        /* hosts tried (previous_hosts) */
-	uint64_t hash;
-	bool has_hash;
-
-	/* envoy.filters.http.fault */
-	struct sk_route_request rq;     /* the routing view, kept while a fault delay runs */
-	bool fault_delaying;
-	ev_timer fault_timer;
-};
-
 static void stream_end(struct sk_http_conn *hc);
+static void h2_pump(struct sk_http_conn *hc);
 static void process(struct sk_http_conn *hc);
 static void update_io(struct sk_http_conn *hc);
 static void up_process(struct sk_http_conn *hc);
@@ -575,6 +420,67 @@ static void d_flush(struct sk_http_conn *hc)
 		hc->must_close = true;
 }
 
+/* The response goes downstream through these: HTTP/1.1 text into dout, or HTTP/2 frames
+ * through the stream's nghttp2 session (resp_head is always built as HTTP/1.1 text: the
+ * access log and the header rules read it; http2.c turns it into a HEADERS frame). */
+static void emit_head(struct sk_http_conn *hc, bool body)
+{
+	if (hc->h2)
+		sk_h2_submit_head(hc, body);
+	else
+		append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
+}
+
+static void emit_body(struct sk_http_conn *hc, const char *p, size_t n)
+{
+	hc->tx_body += n;
+	if (hc->h2) {
+		append(&hc->dout, p, n);
+		sk_h2_data_ready(hc);
+	} else if (hc->down_framing == DOWN_CHUNKED) {
+		appendf(&hc->dout, "%zx\r\n", n);
+		append(&hc->dout, p, n);
+		appends(&hc->dout, "\r\n");
+	} else {
+		append(&hc->dout, p, n);
+	}
+}
+
+static void emit_trailers(struct sk_http_conn *hc, const struct sk_h1_field *t, size_t n)
+{
+	if (hc->h2) {
+		for (size_t i = 0; i < n; i++) {
+			append(&hc->h2_trailers, t[i].name.p, t[i].name.len);
+			append(&hc->h2_trailers, "", 1);
+			append(&hc->h2_trailers, t[i].value.p, t[i].value.len);
+			append(&hc->h2_trailers, "", 1);
+		}
+		return;
+	}
+	if (hc->down_framing != DOWN_CHUNKED)
+		return; /* HTTP/1.0 or a close-delimited body: trailers cannot be carried */
+	appends(&hc->dout, "0\r\n");
+	for (size_t i = 0; i < n; i++) {
+		append(&hc->dout, t[i].name.p, t[i].name.len);
+		appends(&hc->dout, ": ");
+		append(&hc->dout, t[i].value.p, t[i].value.len);
+		appends(&hc->dout, "\r\n");
+	}
+	appends(&hc->dout, "\r\n");
+	hc->resp_done = true; /* the terminator is written */
+}
+
+/* The response is whole (call before resp_done is set). */
+static void emit_end(struct sk_http_conn *hc)
+{
+	if (hc->h2) {
+		hc->h2_resp_eof = true;
+		sk_h2_data_ready(hc);
+	} else if (hc->down_framing == DOWN_CHUNKED && !hc->resp_done) {
+		appends(&hc->dout, "0\r\n\r\n");
+	}
+}
+
 /* Local reply (Envoy's sendLocalReply): status, a text body, the response header mutations
  * of the route when there is one. The stream's response is complete afterwards. */
 static void local_reply(struct sk_http_conn *hc, unsigned code, const char *flags, const char *body,
@@ -609,10 +515,12 @@ static void local_reply(struct sk_http_conn *hc, unsigned code, const char *flag
 	if (hc->close_after)
 		appends(&hc->resp_head, "connection: close\r\n");
 	appends(&hc->resp_head, "\r\n");
-	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
-	if (hc->method_id != SK_H1_M_HEAD)
-		append(&hc->dout, body, blen);
-	hc->tx_body += blen;
+	if (hc->method_id == SK_H1_M_HEAD)
+		blen = 0;
+	emit_head(hc, blen > 0);
+	if (blen > 0)
+		emit_body(hc, body, blen);
+	emit_end(hc);
 	hc->resp_started = hc->resp_done = true;
 	hc->down_close = hc->close_after;
 }
@@ -709,7 +617,7 @@ static void fill_entry(struct sk_http_conn *hc, struct sk_access_log_entry *e)
 	e->bytes_received = hc->rx_body;
 	e->bytes_sent = hc->tx_body;
 	e->connection_id = c->id;
-	e->protocol = hc->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	e->protocol = hc->h2 ? "HTTP/2" : hc->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 	e->response_code = hc->code;
 	e->route_name = hc->route && hc->route->name && hc->route->name[0] ? hc->route->name : NULL;
 	e->header = header_lookup;
@@ -947,7 +855,7 @@ static void stream_begin(struct sk_http_conn *hc)
 	hc->wall_start = ev_time();
 	hc->n_requests++;
 	sk_stat_inc(w->shard, hc->st->downstream_rq_total);
-	sk_stat_inc(w->shard, hc->st->downstream_rq_http1_total);
+	sk_stat_inc(w->shard, hc->h2 ? hc->st->downstream_rq_http2_total : hc->st->downstream_rq_http1_total);
 	sk_stat_add(w->shard, hc->st->downstream_rq_active, 1);
 	if (hc->cfg->request_timeout > 0) {
 		ev_timer_set(&hc->rq_timer, hc->cfg->request_timeout, 0.);
@@ -1011,6 +919,8 @@ static void stream_end(struct sk_http_conn *hc)
 		hc->cluster = NULL;
 	}
 	hc->active = false;
+	if (hc->h2)
+		return; /* the stream lives on until nghttp2 has sent it and closes it */
 	if (hc->down_close || !hc->keep_alive)
 		hc->close_after = true;
 	if (cfg->max_requests_per_connection && hc->n_requests >= cfg->max_requests_per_connection)
@@ -1125,6 +1035,10 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	hc->in_callback = true;
+	if (hc->h2 && !hc->active) {
+		finish_callback(hc); /* an HTTP/2 stream being sent out: nghttp2 ends it */
+		return;
+	}
 	if (hc->active) {
 		sk_stat_inc(hc->w->shard, hc->st->downstream_rq_idle_timeout);
 		hc->keep_alive = false;
@@ -1541,7 +1455,7 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 	if (hc->down_close && hc->down_framing != DOWN_TUNNEL)
 		appends(&hc->resp_head, "connection: close\r\n");
 	appends(&hc->resp_head, "\r\n");
-	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
+	emit_head(hc, hc->down_framing != DOWN_NONE);
 	hc->resp_started = true;
 }
 
@@ -1556,17 +1470,6 @@ static void tunnel_begin(struct sk_http_conn *hc)
 	ev_timer_stop(w->loop, &hc->try_timer);
 }
 
-static void response_body(struct sk_http_conn *hc, const char *p, size_t n)
-{
-	hc->tx_body += n;
-	if (hc->down_framing == DOWN_CHUNKED) {
-		appendf(&hc->dout, "%zx\r\n", n);
-		append(&hc->dout, p, n);
-		appends(&hc->dout, "\r\n");
-	} else {
-		append(&hc->dout, p, n);
-	}
-}
 
 static void response_done(struct sk_http_conn *hc, bool reusable)
 {
@@ -1574,8 +1477,7 @@ static void response_done(struct sk_http_conn *hc, bool reusable)
 	struct upconn *u = hc->u;
 	double ms = (ev_now(w->loop) - hc->up_start) * 1000.0;
 
-	if (hc->down_framing == DOWN_CHUNKED && !hc->resp_done)
-		appends(&hc->dout, "0\r\n\r\n");
+	emit_end(hc);
 	hc->resp_done = true;
 	sk_stat_inc(w->shard, u->cluster->st.upstream_rq_completed);
 	sk_stat_record(w->shard, u->cluster->st.upstream_rq_time, ms > 0 ? (uint64_t)ms : 0);
@@ -1596,7 +1498,8 @@ static void up_process(struct sk_http_conn *hc)
 
 	while (hc->u == u && u != NULL && !hc->must_close) {
 		if (pending(&hc->dout) > hc->limit) {
-			ev_io_stop(hc->w->loop, &u->rio); /* resumed by on_down_write */
+			ev_io_stop(hc->w->loop, &u->rio); /* resumed when dout drains */
+			hc->up_paused = true;
 			return;
 		}
 		sk_h1_parse(u->rp, u->in.p ? u->in.p + u->in.off : "", pending(&u->in), &ev);
@@ -1634,21 +1537,12 @@ static void up_process(struct sk_http_conn *hc)
 			break;
 		case SK_H1_EV_BODY:
 			if (hc->resp_started)
-				response_body(hc, ev.data.p, ev.data.len);
+				emit_body(hc, ev.data.p, ev.data.len);
 			consume(&u->in, ev.consumed);
 			break;
 		case SK_H1_EV_TRAILERS:
-			if (hc->down_framing == DOWN_CHUNKED) {
-				appends(&hc->dout, "0\r\n");
-				for (size_t i = 0; i < ev.n_trailers; i++) {
-					append(&hc->dout, ev.trailers[i].name.p, ev.trailers[i].name.len);
-					appends(&hc->dout, ": ");
-					append(&hc->dout, ev.trailers[i].value.p, ev.trailers[i].value.len);
-					appends(&hc->dout, "\r\n");
-				}
-				appends(&hc->dout, "\r\n");
-				hc->resp_done = true; /* the terminator is written */
-			}
+			if (hc->resp_started)
+				emit_trailers(hc, ev.trailers, ev.n_trailers);
 			consume(&u->in, ev.consumed);
 			break;
 		case SK_H1_EV_DONE:
@@ -1919,7 +1813,7 @@ static void forward(struct sk_http_conn *hc)
 		hc->up_start = ev_now(w->loop);
 		hc->forwarding = true;
 		hc->replayable = hc->req_framing == SK_H1_BODY_NONE && !hc->upgrade;
-		if (hc->expect_continue && !hc->req_done)
+		if (hc->expect_continue && !hc->req_done && hc->h2 == NULL)
 			appends(&hc->dout, "HTTP/1.1 100 Continue\r\n\r\n");
 	} else if (!hc->retrying) {
 		/* a stale pooled connection's request sent again (not a policy retry) */
@@ -2059,10 +1953,14 @@ static void direct_response(struct sk_http_conn *hc)
 	if (hc->close_after)
 		appends(&hc->resp_head, "connection: close\r\n");
 	appends(&hc->resp_head, "\r\n");
-	append(&hc->dout, hc->resp_head.p, hc->resp_head.len);
-	if (d->body && hc->method_id != SK_H1_M_HEAD)
-		append(&hc->dout, d->body, d->body_len);
-	hc->tx_body += d->body ? d->body_len : 0;
+	{
+		bool body = d->body && d->body_len > 0 && hc->method_id != SK_H1_M_HEAD;
+
+		emit_head(hc, body);
+		if (body)
+			emit_body(hc, d->body, d->body_len);
+		emit_end(hc);
+	}
 	hc->resp_started = hc->resp_done = true;
 	hc->down_close = hc->close_after;
 }
@@ -2268,13 +2166,12 @@ static bool upgrade_allowed(const struct sk_http_conn *hc)
 	return cfg->upgrades[i].enabled;
 }
 
+static void request_route(struct sk_http_conn *hc);
+
+/* An HTTP/1.x request head: copied out of the parser's buffer, then routed. */
 static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, const char *base)
 {
-	struct sk_worker *w = hc->w;
-	const struct sk_hcm_config *cfg = hc->cfg;
-	const struct sk_route_config *rc = cfg->routes;
-	struct sk_route_request rq = {0};
-	size_t i, n = 0;
+	size_t i;
 
 	stream_begin(hc);
 	hc->minor = h->minor;
@@ -2305,6 +2202,18 @@ static void request_head(struct sk_http_conn *hc, const struct sk_h1_head *h, co
 		}
 		hc->upgrade_proto[n] = '\0';
 	}
+	request_route(hc);
+}
+
+/* The request's fields are in place (either codec): check them, route, act. */
+static void request_route(struct sk_http_conn *hc)
+{
+	struct sk_worker *w = hc->w;
+	const struct sk_hcm_config *cfg = hc->cfg;
+	const struct sk_route_config *rc = cfg->routes;
+	struct sk_route_request rq = {0};
+	size_t i, n = 0;
+
 	if (cfg->underscores == SK_UNDERSCORES_REJECT) {
 		for (i = 0; i < hc->n_fields; i++)
 			if (memchr(hc->fields[i].name.p, '_', hc->fields[i].name.len)) {
@@ -2518,6 +2427,10 @@ static void process(struct sk_http_conn *hc)
 {
 	struct sk_h1_event ev;
 
+	if (hc->h2) {
+		h2_pump(hc);
+		return;
+	}
 	while (!hc->must_close) {
 		if (hc->active && (hc->req_done || hc->fault_delaying || hc->ws_wait))
 			return; /* a fault delay: the body waits in din until the request goes on */
@@ -2584,6 +2497,10 @@ static void update_io(struct sk_http_conn *hc)
 static void finish_callback(struct sk_http_conn *hc)
 {
 	hc->in_callback = false;
+	if (hc->h2) {
+		sk_h2_stream_after(hc);
+		return;
+	}
 	if (!hc->must_close && !hc->active && pending(&hc->din) > 0 && !hc->close_after)
 		process(hc);
 	if (!hc->must_close)
@@ -2644,26 +2561,79 @@ static void on_down_read(struct ev_loop *loop, ev_io *io, int revents)
 static void on_down_write(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct sk_http_conn *hc = io->data;
-	bool over;
 
 	(void)loop;
 	(void)revents;
 	hc->in_callback = true;
-	over = pending(&hc->dout) > hc->limit;
 	d_flush(hc);
-	if (!hc->must_close && over && pending(&hc->dout) <= hc->limit && hc->u) {
-		ev_io_start(hc->w->loop, &hc->u->rio);
-		up_process(hc);
-	}
+	if (!hc->must_close)
+		sk_http_stream_resume(hc);
 	finish_callback(hc);
 }
 
 /* ---------------------------------------------------------------------------------- */
 /* start and end                                                                       */
 
-void sk_http_conn_start(struct sk_conn *c)
+static struct sk_http_conn *conn_new(struct sk_conn *c, uint32_t limit)
 {
 	struct sk_http_conn *hc = calloc(1, sizeof(*hc));
+
+	if (hc == NULL)
+		return NULL;
+	hc->c = c;
+	hc->w = c->w;
+	hc->cfg = c->chain->hcm;
+	hc->st = c->hst;
+	hc->limit = limit;
+	ev_init(&hc->rq_timer, on_rq_timer);
+	hc->rq_timer.data = hc;
+	ev_init(&hc->idle_timer, on_idle_timer);
+	hc->idle_timer.data = hc;
+	ev_init(&hc->retry_timer, on_retry_timer);
+	hc->retry_timer.data = hc;
+	ev_init(&hc->try_timer, on_try_timer);
+	hc->try_timer.data = hc;
+	ev_init(&hc->fault_timer, on_fault_timer);
+	hc->fault_timer.data = hc;
+	return hc;
+}
+
+static void conn_free(struct sk_http_conn *hc)
+{
+	struct sk_worker *w = hc->w;
+
+	up_release(hc, false);
+	ev_io_stop(w->loop, &hc->wio);
+	ev_timer_stop(w->loop, &hc->rq_timer);
+	ev_timer_stop(w->loop, &hc->idle_timer);
+	ev_timer_stop(w->loop, &hc->retry_timer);
+	ev_timer_stop(w->loop, &hc->try_timer);
+	ev_timer_stop(w->loop, &hc->fault_timer);
+	sk_h1_parser_free(hc->parser);
+	buf_free(&hc->din);
+	buf_free(&hc->dout);
+	buf_free(&hc->head);
+	buf_free(&hc->path_buf);
+	buf_free(&hc->extra);
+	buf_free(&hc->resp_head);
+	buf_free(&hc->scratch);
+	buf_free(&hc->up_head);
+	buf_free(&hc->body_buf);
+	buf_free(&hc->h2_trailers);
+	free(hc->fields);
+	free(hc->rh);
+	free(hc);
+}
+
+static uint32_t conn_limit(const struct sk_conn *c)
+{
+	return c->l->cfg->buffer_limit < 16384 ? 16384 : c->l->cfg->buffer_limit;
+}
+
+/* HTTP/1.1 on c; what was read already (inspectors, codec detection) is in c->inspected. */
+static void http1_start(struct sk_conn *c)
+{
+	struct sk_http_conn *hc = conn_new(c, conn_limit(c));
 	struct sk_worker *w = c->w;
 	struct sk_h1_options opts = {0};
 
@@ -2671,11 +2641,6 @@ void sk_http_conn_start(struct sk_conn *c)
 		sk_conn_close(c);
 		return;
 	}
-	hc->c = c;
-	hc->w = w;
-	hc->cfg = c->chain->hcm;
-	hc->st = c->hst;
-	hc->limit = c->l->cfg->buffer_limit < 16384 ? 16384 : c->l->cfg->buffer_limit;
 	opts.max_headers_kb = hc->cfg->max_request_headers_kb;
 	opts.max_headers_count = hc->cfg->max_headers_count;
 	hc->parser = sk_h1_parser_new(SK_H1_REQUEST, &opts);
@@ -2689,16 +2654,6 @@ void sk_http_conn_start(struct sk_conn *c)
 	c->io.data = hc;
 	ev_io_init(&hc->wio, on_down_write, c->fd, EV_WRITE);
 	hc->wio.data = hc;
-	ev_init(&hc->rq_timer, on_rq_timer);
-	hc->rq_timer.data = hc;
-	ev_init(&hc->idle_timer, on_idle_timer);
-	hc->idle_timer.data = hc;
-	ev_init(&hc->retry_timer, on_retry_timer);
-	hc->retry_timer.data = hc;
-	ev_init(&hc->try_timer, on_try_timer);
-	hc->try_timer.data = hc;
-	ev_init(&hc->fault_timer, on_fault_timer);
-	hc->fault_timer.data = hc;
 	if (hc->parser == NULL) {
 		sk_conn_close(c);
 		return;
@@ -2714,6 +2669,96 @@ void sk_http_conn_start(struct sk_conn *c)
 	finish_callback(hc);
 }
 
+/* codec_type AUTO on cleartext: HTTP/2 with prior knowledge begins with the connection
+ * preface, which no HTTP/1.x request can; anything else is HTTP/1.x. */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* 1: HTTP/2, 0: HTTP/1.x, -1: the bytes so far do not tell yet. */
+static int detect(const uint8_t *p, size_t n)
+{
+	size_t k = n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1;
+
+	if (memcmp(p, h2_preface, k) != 0)
+		return 0;
+	return k == sizeof(h2_preface) - 1 ? 1 : -1;
+}
+
+static void codec_start(struct sk_conn *c, bool h2)
+{
+	ev_io_stop(c->w->loop, &c->io);
+	ev_timer_stop(c->w->loop, &c->timer);
+	if (h2)
+		sk_h2_conn_start(c);
+	else
+		http1_start(c);
+}
+
+static void on_detect_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_conn *c = t->data;
+
+	(void)loop;
+	(void)revents;
+	codec_start(c, false); /* a partial preface: HTTP/1.1 answers it with a 400 */
+}
+
+static void on_detect_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_conn *c = io->data;
+	uint8_t b[sizeof(h2_preface)];
+	size_t want = sizeof(h2_preface) - 1 - c->n_inspected;
+	ssize_t n;
+	int d;
+
+	(void)loop;
+	(void)revents;
+	n = read(c->fd, b, want);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		sk_conn_close(c);
+		return;
+	}
+	if (sk_conn_keep_inspected(c, b, (size_t)n) < 0) {
+		sk_conn_close(c);
+		return;
+	}
+	d = detect(c->inspected, c->n_inspected);
+	if (d >= 0)
+		codec_start(c, d == 1);
+}
+
+void sk_http_conn_start(struct sk_conn *c)
+{
+	const struct sk_hcm_config *cfg = c->chain->hcm;
+	int d;
+
+	if (cfg->codec == SK_HCM_CODEC_HTTP1) {
+		http1_start(c);
+		return;
+	}
+	if (cfg->codec == SK_HCM_CODEC_HTTP2) {
+		sk_h2_conn_start(c);
+		return;
+	}
+	if (c->http_proto && strcmp(c->http_proto, "h2c") == 0) {
+		sk_h2_conn_start(c);
+		return;
+	}
+	d = c->n_inspected > 0 ? detect(c->inspected, c->n_inspected) : -1;
+	if (d >= 0) {
+		codec_start(c, d == 1);
+		return;
+	}
+	/* wait for enough bytes to tell (bounded by the idle timeout) */
+	ev_io_init(&c->io, on_detect_read, c->fd, EV_READ);
+	c->io.data = c;
+	ev_io_start(c->w->loop, &c->io);
+	ev_timer_init(&c->timer, on_detect_timeout, cfg->idle_timeout > 0 ? cfg->idle_timeout : 60., 0.);
+	c->timer.data = c;
+	ev_timer_start(c->w->loop, &c->timer);
+}
+
 void sk_http_conn_free(struct sk_http_conn *hc)
 {
 	struct sk_worker *w;
@@ -2726,27 +2771,196 @@ void sk_http_conn_free(struct sk_http_conn *hc)
 			hc->flags = "DC";
 		stream_end(hc);
 	}
-	up_release(hc, false);
-	ev_io_stop(w->loop, &hc->wio);
-	ev_timer_stop(w->loop, &hc->rq_timer);
-	ev_timer_stop(w->loop, &hc->idle_timer);
-	ev_timer_stop(w->loop, &hc->retry_timer);
-	ev_timer_stop(w->loop, &hc->try_timer);
-	ev_timer_stop(w->loop, &hc->fault_timer);
 	sk_stat_sub(w->shard, hc->st->downstream_cx_active, 1);
 	sk_stat_sub(w->shard, hc->st->downstream_cx_http1_active, 1);
 	sk_stat_inc(w->shard, hc->st->downstream_cx_destroy);
-	sk_h1_parser_free(hc->parser);
-	buf_free(&hc->din);
-	buf_free(&hc->dout);
-	buf_free(&hc->head);
-	buf_free(&hc->path_buf);
-	buf_free(&hc->extra);
-	buf_free(&hc->resp_head);
-	buf_free(&hc->scratch);
-	buf_free(&hc->up_head);
-	buf_free(&hc->body_buf);
-	free(hc->fields);
-	free(hc->rh);
-	free(hc);
+	conn_free(hc);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* HTTP/2 streams (driven by http2.c)                                                  */
+
+struct sk_http_conn *sk_http_stream_new(struct sk_conn *c, struct sk_h2_conn *h2, int32_t id, uint32_t limit)
+{
+	struct sk_http_conn *hc = conn_new(c, limit);
+
+	if (hc == NULL)
+		return NULL;
+	hc->h2 = h2;
+	hc->stream_id = id;
+	hc->minor = 1;
+	hc->keep_alive = true;
+	stream_begin(hc);
+	arm_idle(hc);
+	return hc;
+}
+
+int sk_http_stream_header(struct sk_http_conn *hc, const uint8_t *name, size_t nlen, const uint8_t *value,
+			  size_t vlen)
+{
+	const struct sk_hcm_config *cfg = hc->cfg;
+	struct sk_h1_field *f;
+
+	hc->h2_hdr_bytes += (uint32_t)(nlen + vlen);
+	if (hc->h2_too_large || hc->h2_hdr_bytes > cfg->max_request_headers_kb * 1024u ||
+	    hc->n_fields >= cfg->max_headers_count + 4u) {
+		hc->h2_too_large = true; /* answered 431 when the block ends; nothing more is kept */
+		return 0;
+	}
+	if (hc->n_fields == hc->cap_fields) {
+		size_t cap = hc->cap_fields ? hc->cap_fields * 2 : 16;
+
+		f = realloc(hc->fields, cap * sizeof(*f));
+		if (f == NULL)
+			return -1;
+		hc->fields = f;
+		hc->cap_fields = cap;
+	}
+	/* offsets into head until the block is whole (head may move as it grows) */
+	f = &hc->fields[hc->n_fields++];
+	f->name = (struct sk_h1_slice){ (const char *)(uintptr_t)hc->head.len, nlen };
+	append(&hc->head, name, nlen);
+	f->value = (struct sk_h1_slice){ (const char *)(uintptr_t)hc->head.len, vlen };
+	append(&hc->head, value, vlen);
+	return 0;
+}
+
+static enum sk_h1_method method_id(struct sk_h1_slice m)
+{
+	static const struct { const char *name; enum sk_h1_method id; } known[] = {
+		{ "GET", SK_H1_M_GET }, { "HEAD", SK_H1_M_HEAD }, { "POST", SK_H1_M_POST },
+		{ "PUT", SK_H1_M_PUT }, { "DELETE", SK_H1_M_DELETE }, { "CONNECT", SK_H1_M_CONNECT },
+		{ "OPTIONS", SK_H1_M_OPTIONS }, { "TRACE", SK_H1_M_TRACE }, { "PATCH", SK_H1_M_PATCH },
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (m.len == strlen(known[i].name) && memcmp(m.p, known[i].name, m.len) == 0)
+			return known[i].id;
+	return SK_H1_M_OTHER;
+}
+
+void sk_http_stream_request(struct sk_http_conn *hc, bool end)
+{
+	const char *base = hc->head.p ? hc->head.p : "";
+	struct sk_h1_slice path = {0}, host = {0};
+	size_t i, n = 0;
+	bool has_length = false;
+
+	hc->in_callback = true;
+	for (i = 0; i < hc->n_fields; i++) {
+		struct sk_h1_field f = hc->fields[i];
+
+		f.name.p = base + (uintptr_t)f.name.p;
+		f.value.p = base + (uintptr_t)f.value.p;
+		if (f.name.len > 0 && f.name.p[0] == ':') {
+			if (ieq(f.name.p, f.name.len, ":method"))
+				hc->method = f.value;
+			else if (ieq(f.name.p, f.name.len, ":path"))
+				path = f.value;
+			else if (ieq(f.name.p, f.name.len, ":authority"))
+				hc->authority = f.value;
+			continue;
+		}
+		if (ieq(f.name.p, f.name.len, "host"))
+			host = f.value;
+		if (ieq(f.name.p, f.name.len, "content-length"))
+			has_length = true;
+		hc->fields[n++] = f;
+	}
+	hc->n_fields = n;
+	hc->h2_headers_done = true;
+	if (hc->authority.p == NULL)
+		hc->authority = host;
+	hc->method_id = method_id(hc->method);
+	hc->req_framing = end ? SK_H1_BODY_NONE : has_length ? SK_H1_BODY_LENGTH : SK_H1_BODY_CHUNKED;
+	hc->h2_end_in = end;
+	hc->path_buf.off = hc->path_buf.len = 0;
+	if (path.len == 0 || path.p[0] != '/')
+		appends(&hc->path_buf, "/");
+	if (hc->cfg->merge_slashes || hc->cfg->normalize_path)
+		normalize(hc, &hc->path_buf, path.p ? path.p : "", path.len);
+	else
+		append(&hc->path_buf, path.p ? path.p : "", path.len);
+	hc->path = (struct sk_h1_slice){ hc->path_buf.p, hc->path_buf.len };
+	if (hc->h2_too_large) {
+		sk_stat_inc(hc->w->shard, hc->st->h2_header_overflow);
+		hc->h2_end_in = true;
+		local_reply(hc, 431, "DPE", reason_phrase(431), NULL);
+	} else if (hc->method_id == SK_H1_M_CONNECT) {
+		local_reply(hc, 404, "NR", NULL, NULL); /* no route has a connect_matcher */
+	} else {
+		request_route(hc);
+	}
+	if (!hc->must_close && hc->active)
+		process(hc);
+	finish_callback(hc);
+}
+
+void sk_http_stream_data(struct sk_http_conn *hc, const uint8_t *p, size_t n)
+{
+	hc->in_callback = true;
+	if (!hc->active || hc->req_done) {
+		sk_h2_consumed(hc, n); /* nobody wants it: give the window back */
+	} else {
+		arm_idle(hc);
+		append(&hc->din, p, n);
+		process(hc);
+	}
+	finish_callback(hc);
+}
+
+void sk_http_stream_end(struct sk_http_conn *hc)
+{
+	hc->in_callback = true;
+	hc->h2_end_in = true;
+	if (hc->active)
+		process(hc);
+	finish_callback(hc);
+}
+
+void sk_http_stream_resume(struct sk_http_conn *hc)
+{
+	if (hc->up_paused && hc->u && pending(&hc->dout) <= hc->limit) {
+		hc->up_paused = false;
+		ev_io_start(hc->w->loop, &hc->u->rio);
+		up_process(hc);
+	}
+}
+
+void sk_http_stream_closed(struct sk_http_conn *hc, uint32_t error_code)
+{
+	if (!hc->h2_headers_done)
+		hc->n_fields = 0; /* reset in the middle of its header block: nothing to log */
+	if (hc->active) {
+		if (!hc->resp_done || !hc->h2_resp_eof) {
+			/* reset before the response was whole: by the client, or by us */
+			if (hc->flags == NULL)
+				hc->flags = "DR";
+			if (error_code != 0)
+				sk_stat_inc(hc->w->shard, hc->st->downstream_rq_rx_reset);
+		}
+		hc->req_done = true;
+		stream_end(hc);
+	}
+	conn_free(hc);
+}
+
+/* The request body of an HTTP/2 stream, from din to the upstream, as far as the upstream
+ * takes it; flow-control credit returns as it goes. The request ends when its END_STREAM
+ * came and din is empty. */
+static void h2_pump(struct sk_http_conn *hc)
+{
+	while (!hc->must_close && hc->active && !hc->req_done) {
+		size_t n = pending(&hc->din);
+
+		if (hc->fault_delaying || (hc->u && pending(&hc->u->out) > hc->limit))
+			return;
+		if (n == 0)
+			break;
+		request_body(hc, hc->din.p + hc->din.off, n);
+		consume(&hc->din, n);
+		sk_h2_consumed(hc, n);
+	}
+	if (!hc->must_close && hc->active && !hc->req_done && hc->h2_end_in && pending(&hc->din) == 0)
+		request_done(hc);
 }

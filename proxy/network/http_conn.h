@@ -24,7 +24,14 @@ struct sk_http_stats {
 		downstream_rq_too_large, downstream_cx_rx_bytes_total, downstream_cx_tx_bytes_total,
 		no_route, no_cluster, rq_redirect, rq_direct_response, rq_total,
 		filters_accepted_without_effect, fault_aborts_injected, fault_delays_injected,
-		downstream_cx_upgrades_total, downstream_cx_upgrades_active, downstream_rq_ws_on_non_ws_route;
+		downstream_cx_upgrades_total, downstream_cx_upgrades_active, downstream_rq_ws_on_non_ws_route,
+		downstream_cx_http2_total, downstream_cx_http2_active, downstream_rq_http2_total,
+		downstream_rq_too_many_premature_resets;
+	/* http2.* (Envoy's HTTP/2 codec stats; one set for every HCM) */
+	sk_stat_id h2_rx_reset, h2_tx_reset, h2_header_overflow, h2_headers_cb_no_stream,
+		h2_inbound_empty_frames_flood, h2_inbound_priority_frames_flood,
+		h2_inbound_window_update_frames_flood, h2_outbound_flood, h2_outbound_control_flood,
+		h2_rx_messaging_error, h2_trailers, h2_goaway_sent, h2_streams_active;
 	sk_stat_id downstream_rq_class[6]; /* [1..5]: downstream_rq_1xx .. _5xx */
 };
 
@@ -37,6 +44,10 @@ void sk_http_conn_start(struct sk_conn *c);
 /* Stops everything (called from sk_conn_close): an upstream connection in the middle of an
  * exchange is closed, never pooled. */
 void sk_http_conn_free(struct sk_http_conn *hc);
+
+/* Ends an HTTP/2 connection (called from sk_conn_close): every open stream is reset. */
+struct sk_h2_conn;
+void sk_h2_conn_free(struct sk_h2_conn *h2);
 
 /* Worker: closes the worker's pooled upstream connections (drain end, shutdown). */
 void sk_http_pool_close_all(struct sk_worker *w);

@@ -1,7 +1,7 @@
 /* hcm: HttpConnectionManager proto -> struct sk_hcm_config. See hcm.h.
  *
  * What is honoured, accepted without effect, or refused (fail closed):
- * - codec_type AUTO and HTTP1 (served as HTTP/1.1); HTTP2/HTTP3 refused until the h2 codec;
+ * - codec_type AUTO (HTTP/2 by its preface, else HTTP/1.1), HTTP1, HTTP2; HTTP3 refused;
  * - route_config inline (sk_route_config_new); rds refused until the xDS client delivers it;
  *   scoped_routes refused;
  * - http_filters, in order, envoy.filters.http.router required and last:
@@ -31,7 +31,10 @@
  *   defaults, internal_address_config with CIDRs: refused (they change behaviour);
  * - tracing, add_user_agent, delayed_close_timeout, drain_timeout, stream_flush_timeout,
  *   access_log_options, proxy_status_config, scheme_header_transformation,
- *   http_protocol_options and http2_protocol_options: accepted without effect. */
+ *   http_protocol_options: accepted without effect;
+ * - http2_protocol_options (sk_h2_options_from_pb): the limits and windows honoured by the
+ *   HTTP/2 codec; allow_connect and custom_settings_parameters refused; allow_metadata,
+ *   stream_error_on_invalid_http_messaging, connection_keepalive accepted without effect. */
 #include "xds/translate/hcm.h"
 
 #include "xds/pbjson.h"
@@ -330,6 +333,65 @@ static int upgrades(struct sk_hcm_config *hc, const hcm_pb *h, char *err, size_t
 	return 0;
 }
 
+void sk_h2_options_default(struct sk_h2_options *o)
+{
+	o->hpack_table_size = 4096;
+	o->max_concurrent_streams = 1024;
+	o->initial_stream_window_size = 256 * 1024;
+	o->initial_connection_window_size = 1024 * 1024;
+	o->max_outbound_frames = 10000;
+	o->max_outbound_control_frames = 1000;
+	o->max_consecutive_inbound_frames_with_empty_payload = 1;
+	o->max_inbound_priority_frames_per_stream = 100;
+	o->max_inbound_window_update_frames_per_data_frame_sent = 10;
+}
+
+int sk_h2_options_from_pb(struct sk_h2_options *o, const Envoy__Config__Core__V3__Http2ProtocolOptions *pb,
+			  const char *where, char *err, size_t errlen)
+{
+	sk_h2_options_default(o);
+	if (pb == NULL)
+		return 0;
+#define U32(f) if (pb->f) o->f = pb->f->value
+	U32(hpack_table_size);
+	U32(max_concurrent_streams);
+	U32(initial_stream_window_size);
+	U32(initial_connection_window_size);
+	U32(max_outbound_frames);
+	U32(max_outbound_control_frames);
+	U32(max_consecutive_inbound_frames_with_empty_payload);
+	U32(max_inbound_priority_frames_per_stream);
+	U32(max_inbound_window_update_frames_per_data_frame_sent);
+#undef U32
+	if (o->max_concurrent_streams < 1 || o->max_concurrent_streams > 2147483647u) {
+		hfail(err, errlen, "%s.max_concurrent_streams: %u is outside 1..2147483647", where, o->max_concurrent_streams);
+		return -1;
+	}
+	if (o->initial_stream_window_size < 65535 || o->initial_stream_window_size > 2147483647u) {
+		hfail(err, errlen, "%s.initial_stream_window_size: %u is outside 65535..2147483647", where,
+		      o->initial_stream_window_size);
+		return -1;
+	}
+	if (o->initial_connection_window_size < 65535 || o->initial_connection_window_size > 2147483647u) {
+		hfail(err, errlen, "%s.initial_connection_window_size: %u is outside 65535..2147483647", where,
+		      o->initial_connection_window_size);
+		return -1;
+	}
+	if (o->max_outbound_frames < 1 || o->max_outbound_control_frames < 1) {
+		hfail(err, errlen, "%s.max_outbound_frames/max_outbound_control_frames: must be at least 1", where);
+		return -1;
+	}
+	if (pb->allow_connect) {
+		hfail(err, errlen, "%s.allow_connect: extended CONNECT is not supported", where);
+		return -1;
+	}
+	if (pb->n_custom_settings_parameters > 0) {
+		hfail(err, errlen, "%s.custom_settings_parameters: not supported", where);
+		return -1;
+	}
+	return 0;
+}
+
 static void *refuse_fields(const hcm_pb *h, char *err, size_t errlen)
 {
 	if (h->forward_client_cert_details != HCM(FORWARD_CLIENT_CERT_DETAILS__SANITIZE))
@@ -381,14 +443,15 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 		hc->codec = SK_HCM_CODEC_HTTP1;
 		break;
 	case HCM(CODEC_TYPE__HTTP2):
-		hfail(err, errlen, "codec_type: HTTP2 is not supported yet (this build serves HTTP/1.1; "
-		      "use AUTO or HTTP1)");
-		goto fail;
+		hc->codec = SK_HCM_CODEC_HTTP2;
+		break;
 	default:
 		hfail(err, errlen, "codec_type: HTTP3 is not supported");
 		goto fail;
 	}
 	if (refuse_fields(h, err, errlen) == NULL)
+		goto fail;
+	if (sk_h2_options_from_pb(&hc->h2, h->http2_protocol_options, "http2_protocol_options", err, errlen) < 0)
 		goto fail;
 	if (upgrades(hc, h, err, errlen) < 0)
 		goto fail;

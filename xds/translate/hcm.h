@@ -19,11 +19,30 @@
 #define SK_HCM_DEFAULT_MAX_HEADERS_COUNT 100
 #define SK_HCM_DEFAULT_MAX_HEADERS_KB 60
 
-enum sk_hcm_codec { SK_HCM_CODEC_AUTO, SK_HCM_CODEC_HTTP1 };
+enum sk_hcm_codec { SK_HCM_CODEC_AUTO, SK_HCM_CODEC_HTTP1, SK_HCM_CODEC_HTTP2 };
 
 enum sk_hcm_server_header { SK_SERVER_OVERWRITE, SK_SERVER_APPEND_IF_ABSENT, SK_SERVER_PASS_THROUGH };
 
 enum sk_hcm_underscores { SK_UNDERSCORES_ALLOW, SK_UNDERSCORES_REJECT, SK_UNDERSCORES_DROP };
+
+/* Http2ProtocolOptions (HCM http2_protocol_options; a cluster's explicit_http_config). Envoy's
+ * defaults except where noted in sk_h2_options_default. */
+struct sk_h2_options {
+	uint32_t hpack_table_size;                    /* 4096 */
+	uint32_t max_concurrent_streams;              /* skiff: 1024 (Envoy: 2^31-1) */
+	uint32_t initial_stream_window_size;          /* skiff: 256 KiB (Envoy: 256 MiB) */
+	uint32_t initial_connection_window_size;      /* skiff: 1 MiB (Envoy: 256 MiB) */
+	uint32_t max_outbound_frames;                 /* 10000 */
+	uint32_t max_outbound_control_frames;         /* 1000 */
+	uint32_t max_consecutive_inbound_frames_with_empty_payload; /* 1 */
+	uint32_t max_inbound_priority_frames_per_stream;            /* 100 */
+	uint32_t max_inbound_window_update_frames_per_data_frame_sent; /* 10 */
+};
+
+void sk_h2_options_default(struct sk_h2_options *o);
+/* o = the defaults overridden by pb (may be NULL); -1 with err naming the field. */
+int sk_h2_options_from_pb(struct sk_h2_options *o, const Envoy__Config__Core__V3__Http2ProtocolOptions *pb,
+			  const char *where, char *err, size_t errlen);
 
 /* envoy.filters.http.fault's HTTPFault: abort and delay with their percentages. */
 struct sk_fault {
@@ -42,7 +61,8 @@ struct sk_route_fault {
 
 struct sk_hcm_config {
 	char *stat_prefix;                    /* http.<stat_prefix>.* */
-	enum sk_hcm_codec codec;              /* AUTO serves HTTP/1.1 until HTTP/2 lands */
+	enum sk_hcm_codec codec;              /* AUTO: HTTP/2 by preface (h2c) or ALPN, else HTTP/1.1 */
+	struct sk_h2_options h2;              /* http2_protocol_options */
 	struct sk_route_config *routes;       /* owned: the inline route_config */
 	/* forwarding headers */
 	bool use_remote_address;

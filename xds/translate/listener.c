@@ -99,10 +99,18 @@ int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, si
 			   f->log_format->format_case ==
 				   ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT) {
 			fmt = f->log_format->text_format;
+		} else if (f->access_log_format_case ==
+			   ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT &&
+			   f->log_format->format_case ==
+				   ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE &&
+			   f->log_format->text_format_source != NULL &&
+			   f->log_format->text_format_source->specifier_case ==
+				   ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING) {
+			fmt = f->log_format->text_format_source->inline_string; /* what Istio sends */
 		} else if (f->access_log_format_case !=
 			   ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT__NOT_SET) {
 			protobuf_c_message_free_unpacked(&f->base, NULL);
-			return lfail(err, errlen, "%s.access_log[%zu]: only text formats are supported yet",
+			return lfail(err, errlen, "%s.access_log[%zu]: only text formats (format, text_format, text_format_source.inline_string) are supported yet",
 				     where, i);
 		}
 		out->path = strdup(f->path);

@@ -197,8 +197,22 @@ static void refused(const char *text, const char *want)
 
 static void test_refusals(void)
 {
-	refused("{\"stat_prefix\":\"p\",\"codec_type\":\"HTTP2\"," ROUTES ",\"http_filters\":[" ROUTER "]}",
-		"codec_type: HTTP2 is not supported yet");
+	refused("{\"stat_prefix\":\"p\",\"codec_type\":\"HTTP3\"," ROUTES ",\"http_filters\":[" ROUTER "]}",
+		"codec_type: HTTP3 is not supported");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"http2_protocol_options\":"
+		"{\"initial_stream_window_size\":1000}}", "http2_protocol_options.initial_stream_window_size: 1000 is outside");
+	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"http2_protocol_options\":"
+		"{\"allow_connect\":true}}", "http2_protocol_options.allow_connect: extended CONNECT is not supported");
+	{
+		struct sk_hcm_config *c = hcm("{\"stat_prefix\":\"p\",\"codec_type\":\"HTTP2\"," ROUTES ",\"http_filters\":["
+					      ROUTER "],\"http2_protocol_options\":{\"max_concurrent_streams\":7}}");
+
+		CHECK(c != NULL && c->codec == SK_HCM_CODEC_HTTP2);
+		CHECK(c != NULL && c->h2.max_concurrent_streams == 7);
+		CHECK(c != NULL && c->h2.initial_stream_window_size == 256 * 1024);
+		CHECK(c != NULL && c->h2.max_outbound_control_frames == 1000);
+		sk_hcm_config_free(c);
+	}
 	refused("{\"stat_prefix\":\"p\",\"rds\":{\"route_config_name\":\"9080\"},\"http_filters\":[" ROUTER "]}",
 		"rds ('9080'): not supported yet (rds arrives with the xDS client)");
 	refused("{\"stat_prefix\":\"p\",\"http_filters\":[" ROUTER "]}", "route_config: missing");

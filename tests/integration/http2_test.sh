@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# The HTTP/2 codec of the connection manager, end to end on loopback: curl, nghttp and h2load
+# with prior knowledge (h2c) against codec_type AUTO and HTTP2 listeners, forwarded to
+# HTTP/1.1 upstreams (python). GET, large POST bodies with and without content-length,
+# many concurrent streams, response trailers, HTTP/1.1 still served on AUTO, 431 for headers
+# over the limit (also an HPACK bomb), the access log's protocol; then the flood suite, raw
+# frames from python: rapid reset, CONTINUATION without END_HEADERS, empty DATA frames,
+# PRIORITY and WINDOW_UPDATE floods, PING and SETTINGS floods from a peer that never reads.
+# Each must end with GOAWAY or close, count Envoy's stat, and leave skiff's memory bounded.
+. "$(dirname "$0")/lib.sh"
+
+require_tools curl nghttp h2load python3 || {
+	summary
+	exit 1
+}
+[ -x /usr/bin/python3 ] && PYTHON3=/usr/bin/python3
+
+# upstream: GET answers the path; POST echoes the body; /trailers answers chunked with a
+# grpc-status trailer; /big answers 200 KB.
+cat >"$TMP/up.py" <<'PY'
+import sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", ""):
+            b = b""
+            while True:
+                n = int(self.rfile.readline().split(b";")[0], 16)
+                if n == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""):
+                        pass
+                    return b
+                b += self.rfile.read(n)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+    def do_GET(self):
+        if self.path == "/trailers":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Trailer", "grpc-status")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n0\r\ngrpc-status: 7\r\ngrpc-message: denied\r\n\r\n")
+            return
+        out = (b"x" * 200000) if self.path == "/big" else ("path=%s proto=%s" % (self.path, self.request_version)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.send_header("X-Upstream", "py")
+        self.end_headers()
+        self.wfile.write(out)
+    def do_POST(self):
+        b = self.body()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.send_header("X-Framing", "chunked" if "chunked" in self.headers.get("Transfer-Encoding", "") else "length")
+        self.end_headers()
+        self.wfile.write(b)
+ThreadingHTTPServer.request_queue_size = 256
+s = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+s.daemon_threads = True
+threading.Thread(target=s.serve_forever, daemon=True).start()
+open(sys.argv[2], "w").close()
+deadline = time.time() + 300
+while time.time() < deadline:
+    time.sleep(0.5)
+PY
+
+ports ADMIN LA LH UP || exit 1
+"$PYTHON3" "$TMP/up.py" "$UP" "$TMP/up.ready" >"$TMP/up.log" 2>&1 &
+UP_PID=$!
+trap 'kill $UP_PID 2>/dev/null; cp "$SKIFF_LOG" /tmp/last_h2_skiff.log 2>/dev/null; _t_cleanup' EXIT
+for i in $(seq 100); do [ -e "$TMP/up.ready" ] && break; sleep 0.05; done
+
+hcm() { # STAT_PREFIX CODEC [EXTRA JSON MEMBERS]
+	cat <<EOF
+{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+  "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+  "stat_prefix": "$1", "codec_type": "$2" ${3:-},
+  "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+    "path": "$TMP/access.$1.log", "log_format": {"text_format_source": {"inline_string": "%PROTOCOL% %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT%\n"}}}}],
+  "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+  "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+    {"match": {"prefix": "/direct"}, "direct_response": {"status": 200, "body": {"inline_string": "hello direct"}}},
+    {"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}]}}}
+EOF
+}
+cat >"$TMP/h2.json" <<EOF
+{"node": {"id": "h2-test", "cluster": "t"},
+ "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $ADMIN}}},
+ "static_resources": {
+  "clusters": [{"name": "up", "type": "STATIC", "connect_timeout": "1s",
+    "load_assignment": {"cluster_name": "up", "endpoints": [{"lb_endpoints": [
+      {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $UP}}}}]}]}}],
+  "listeners": [
+   {"name": "auto", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $LA}},
+    "filter_chains": [{"filters": [$(hcm auto AUTO)]}]},
+   {"name": "h2only", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $LH}},
+    "filter_chains": [{"filters": [$(hcm h2only HTTP2 ', "http2_protocol_options": {"max_concurrent_streams": 50}')]}]}]}}
+EOF
+start_skiff -c "$TMP/h2.json" --concurrency 1
+wait_admin "$ADMIN" || exit 1
+
+# ---- requests ----
+out=$(curl -s --http2-prior-knowledge -D "$TMP/hdr" "http://127.0.0.1:$LA/hello?x=1")
+check_eq "h2c GET through AUTO reaches the HTTP/1.1 upstream" "$out" "path=/hello?x=1 proto=HTTP/1.1"
+check_contains "the response is HTTP/2" "$(head -1 "$TMP/hdr")" "HTTP/2 200"
+check_contains "upstream headers come through" "$(cat "$TMP/hdr")" "x-upstream: py"
+check_not_contains "no connection-specific header in HTTP/2" "$(cat "$TMP/hdr")" "connection:"
+check_eq "direct_response over HTTP/2" "$(curl -s --http2-prior-knowledge "http://127.0.0.1:$LA/direct")" "hello direct"
+check_eq "HTTP/1.1 still served on the AUTO listener" \
+	"$(curl -s --http1.1 "http://127.0.0.1:$LA/one")" "path=/one proto=HTTP/1.1"
+check_eq "a 200 KB response whole" "$(curl -s --http2-prior-knowledge "http://127.0.0.1:$LA/big" | wc -c)" 200000
+
+head -c 300000 /dev/urandom >"$TMP/post.bin"
+want=$(md5sum <"$TMP/post.bin")
+got=$(curl -s --http2-prior-knowledge --data-binary @"$TMP/post.bin" -D "$TMP/hdr2" "http://127.0.0.1:$LH/echo" | md5sum)
+check_eq "a 300 KB POST with content-length echoed intact (codec HTTP2)" "$got" "$want"
+check_contains "... sent upstream with content-length" "$(cat "$TMP/hdr2")" "x-framing: length"
+got=$(curl -s --http2-prior-knowledge --data-binary @"$TMP/post.bin" -H 'content-length:' -D "$TMP/hdr3" \
+	"http://127.0.0.1:$LH/echo" | md5sum)
+check_eq "a 300 KB POST without content-length echoed intact" "$got" "$want"
+check_contains "... sent upstream chunked" "$(cat "$TMP/hdr3")" "x-framing: chunked"
+
+out=$(h2load -n 600 -c 2 -m 30 "http://127.0.0.1:$LA/direct" 2>&1)
+check_contains "h2load: 600 multiplexed requests, all 2xx" "$out" "status codes: 600 2xx"
+out=$(h2load -n 200 -c 2 -m 20 "http://127.0.0.1:$LH/stream" 2>&1)
+check_contains "h2load: 200 proxied requests over 20 concurrent streams, all 2xx" "$out" "status codes: 200 2xx"
+
+out=$(nghttp -v "http://127.0.0.1:$LA/trailers" 2>&1)
+check_contains "trailers from a chunked HTTP/1.1 response arrive as HTTP/2 trailers" "$out" "grpc-status: 7"
+check_contains "... with every trailer field" "$out" "grpc-message: denied"
+check_contains "... after the body" "$out" "hello"
+
+args=()
+for i in $(seq 120); do args+=(-H "x-many-$i: v"); done
+code=$(curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge "${args[@]}" "http://127.0.0.1:$LA/x")
+check_eq "more request headers than max_headers_count (100): 431" "$code" 431
+
+# HTTP/1.1 on an HTTP2-only listener: no HTTP/1 answer, the connection ends
+out=$(curl -s --http1.1 --max-time 3 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$LH/x")
+check_eq "HTTP/1.1 on codec_type HTTP2 is not served" "$out" "000"
+
+check_stat http.auto.downstream_cx_http2_total "$(stat http.auto.downstream_cx_http2_total)"
+check_range "http.auto.downstream_rq_http2_total counts the HTTP/2 requests" \
+	"$(stat http.auto.downstream_rq_http2_total)" 605 605
+check_stat http.auto.downstream_rq_http1_total 1
+check_contains "the access log says HTTP/2" "$(cat "$TMP/access.auto.log")" "HTTP/2 GET /hello?x=1 200 - 0 30"
+check_contains "... and HTTP/1.1 for the HTTP/1.1 request" "$(cat "$TMP/access.auto.log")" "HTTP/1.1 GET /one 200"
+
+# ---- floods: raw frames ----
+cat >"$TMP/flood.py" <<'PY'
+import socket, struct, sys, time
+port, kind = int(sys.argv[1]), sys.argv[2]
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+def frame(t, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+# a minimal HPACK request: :method GET, :scheme http, :path /, :authority x (static/literal)
+REQ = bytes([0x82, 0x86, 0x84, 0x41, 0x01]) + b"x"
+s = socket.socket()
+if kind in ("ping", "settings"):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a peer that does not read
+s.settimeout(10)
+s.connect(("127.0.0.1", port))
+out = PREFACE + frame(4, 0, 0)
+if kind == "rapid":
+    for i in range(1000):
+        sid = 1 + 2 * i
+        out += frame(1, 0x4 | 0x1, sid, REQ) + frame(3, 0, sid, struct.pack(">I", 8))
+elif kind == "continuation":
+    out += frame(1, 0x1, 1, REQ)  # END_STREAM, no END_HEADERS
+    for i in range(5000):
+        out += frame(9, 0, 1, bytes([0x40, 0x03]) + b"x-c" + bytes([0x7f, 0x80, 0x01]) + b"v" * 128)
+elif kind == "empty":
+    out += frame(1, 0x4, 1, REQ)
+    for i in range(50):
+        out += frame(0, 0, 1)
+elif kind == "priority":
+    for i in range(1000):
+        out += frame(2, 0, 3 + 2 * i, struct.pack(">IB", 0, 15))
+elif kind == "window":
+    for i in range(100):
+        out += frame(8, 0, 0, struct.pack(">I", 1))
+elif kind == "ping":
+    out += b"".join(frame(6, 0, 0, struct.pack(">Q", i)) for i in range(400000))
+elif kind == "settings":
+    out += b"".join(frame(4, 0, 0) for i in range(400000))
+try:
+    s.sendall(out)
+except OSError:
+    pass  # the server may close while we are still sending
+if kind in ("ping", "settings"):
+    time.sleep(1)  # let skiff notice the pile-up without us reading
+buf, deadline, closed = b"", time.time() + 8, False
+while time.time() < deadline:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    except OSError:
+        closed = True
+        break
+    if not d:
+        closed = True
+        break
+    buf += d
+goaway = None
+i = 0
+while i + 9 <= len(buf):
+    ln = int.from_bytes(buf[i:i + 3], "big")
+    if buf[i + 3] == 7 and i + 9 + 8 <= len(buf):
+        goaway = int.from_bytes(buf[i + 13:i + 17], "big")
+    i += 9 + ln
+print("closed=%s goaway=%s" % (closed, goaway))
+PY
+
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$SKIFF_PID/status"; }
+rss0=$(rss)
+flood_case() { # KIND STAT WANT_GOAWAY_CODE DESCRIPTION
+	local out
+	out=$("$PYTHON3" "$TMP/flood.py" "$LA" "$1" 2>&1)
+	check_contains "$4: the connection is closed" "$out" "closed=True"
+	[ -n "$3" ] && check_contains "$4: GOAWAY $3" "$out" "goaway=$3"
+	[ -n "$2" ] && check_range "$4: stat $2 counts it" "$(wait_stat "$2" 1)" 1 100
+}
+flood_case rapid http.auto.downstream_rq_too_many_premature_resets 11 "rapid reset (1000 streams reset at once)"
+flood_case continuation "" "" "CONTINUATION flood without END_HEADERS"
+flood_case empty http2.inbound_empty_frames_flood 11 "empty DATA frames"
+flood_case priority http2.inbound_priority_frames_flood 11 "PRIORITY flood"
+flood_case window http2.inbound_window_update_frames_flood 11 "WINDOW_UPDATE flood"
+flood_case ping http2.outbound_control_flood "" "PING flood from a peer that never reads"
+flood_case settings http2.outbound_control_flood "" "SETTINGS flood from a peer that never reads"
+# ASan keeps freed memory in quarantine (256 MB by default): a looser bound there
+bound=40000
+ldd "$SKIFF_BIN" 2>/dev/null | grep -q libasan && bound=300000
+check_range "skiff's memory stays bounded through the floods (RSS growth, KB)" $(($(rss) - rss0)) -100000 $bound
+check_eq "skiff still serves HTTP/2 after the floods" \
+	"$(curl -s --http2-prior-knowledge "http://127.0.0.1:$LA/direct")" "hello direct"
+
+# HPACK bomb: one large header indexed once, then referenced many times (tiny on the wire)
+out=$("$PYTHON3" - "$LA" <<'PY'
+import socket, struct, sys
+def frame(t, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+val = b"v" * 4000
+lit = bytes([0x40, 0x06]) + b"x-bomb" + bytes([0x7f, (4000 - 127) & 0x7f | 0x80, (4000 - 127) >> 7]) + val
+block = bytes([0x82, 0x86, 0x84, 0x41, 0x01]) + b"x" + lit + bytes([0xbe]) * 200  # index 62 = x-bomb
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0) + frame(1, 0x5, 1, block))
+buf = b""
+try:
+    while b":status" not in buf and len(buf) < 100000:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+except OSError:
+    pass
+# the response HEADERS: :status 431 is the literal "431" after index 8 (:status) — look for it
+print("wire=%d 431=%s" % (len(block), b"431" in buf))
+PY
+)
+check_contains "an HPACK bomb (800 KB of headers in a 5 KB block) is answered 431" "$out" "431=True"
+check_stat http2.header_overflow 2
+
+summary
