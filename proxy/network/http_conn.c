@@ -247,6 +247,7 @@ static void h2_pump(struct sk_http_conn *hc);
 static void process(struct sk_http_conn *hc);
 static void update_io(struct sk_http_conn *hc);
 static void up_process(struct sk_http_conn *hc);
+static void up_eof(struct sk_http_conn *hc, int err);
 static void forward(struct sk_http_conn *hc);
 static void up_write(struct upconn *u);
 
@@ -279,6 +280,12 @@ static void up_destroy(struct upconn *u, bool local)
 	ev_io_stop(w->loop, &u->rio);
 	ev_io_stop(w->loop, &u->wio);
 	ev_timer_stop(w->loop, &u->timer);
+	if (u->h2)
+		sk_h2_up_detach(u);
+	sk_h1_parser_free(u->wp);
+	buf_free(&u->body);
+	buf_free(&u->rhead);
+	buf_free(&u->rtrailers);
 	if (u->fd >= 0)
 		close(u->fd);
 	if (u->counted) {
@@ -384,6 +391,7 @@ static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr
 
 void sk_http_pool_close_all(struct sk_worker *w)
 {
+	sk_h2_up_close_all(w);
 	struct upconn *u = idle_list, *next;
 
 	for (; u != NULL; u = next) {
@@ -875,7 +883,7 @@ static void up_release(struct sk_http_conn *hc, bool reusable)
 		sk_stat_sub(hc->w->shard, u->cluster->st.upstream_rq_active, 1);
 		hc->upstream_rq_counted = false;
 	}
-	if (reusable && u->connected && pending(&u->out) == 0 && pending(&u->in) == 0)
+	if (reusable && u->connected && pending(&u->out) == 0 && pending(&u->in) == 0 && u->fd >= 0)
 		pool_put(u);
 	else
 		up_destroy(u, true);
@@ -1309,12 +1317,99 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	return u;
 }
 
+/* A stream on a pooled HTTP/2 connection to addr (http2_up.c), as an upconn without a
+ * socket of its own; NULL after answering (503) or scheduling a retry on failure. */
+static struct upconn *h2_open(struct sk_http_conn *hc, struct sk_cluster *cl, struct sk_host *host,
+			      struct sk_host_set *hs, const struct sk_addr *addr)
+{
+	static const struct sk_h1_options trusted = { .max_headers_kb = 8192, .max_headers_count = 100000 };
+	struct upconn *u = calloc(1, sizeof(*u));
+	int rc;
+
+	if (u == NULL) {
+		local_reply(hc, 503, "UF", "out of memory", NULL);
+		return NULL;
+	}
+	u->fd = -1;
+	u->w = hc->w;
+	u->cluster = sk_cluster_ref(cl);
+	u->host = host;
+	u->hs = hs ? sk_host_set_ref(hs) : NULL;
+	u->addr = *addr;
+	u->rp = sk_h1_parser_new(SK_H1_RESPONSE, NULL);
+	u->wp = sk_h1_parser_new(SK_H1_REQUEST, &trusted); /* reads skiff's own request text */
+	ev_init(&u->rio, on_up_read);
+	ev_init(&u->wio, on_up_write);
+	ev_init(&u->timer, on_up_connect_timeout);
+	u->rio.data = u->wio.data = u->timer.data = u;
+	u->hc = hc;
+	hc->u = u;
+	rc = u->rp && u->wp ? sk_h2_up_attach(u) : -ENOMEM;
+	if (rc == -EBUSY) {
+		sk_stat_inc(hc->w->shard, cl->st.upstream_cx_overflow);
+		hc->u = NULL;
+		up_destroy(u, true);
+		local_reply(hc, 503, "UO", "upstream connect error or disconnect/reset before headers. reset "
+			    "reason: overflow", NULL);
+		return NULL;
+	}
+	if (rc < 0) {
+		up_connect_failed(hc, false, -rc);
+		return NULL;
+	}
+	return u;
+}
+
+void sk_http_up_connected(struct upconn *u)
+{
+	struct sk_http_conn *hc = u->hc;
+
+	hc->in_callback = true;
+	u->connected = true;
+	hc->up_local = u->local;
+	up_write(u);
+	finish_callback(hc);
+}
+
+void sk_http_up_connect_failed(struct upconn *u, bool timeout, int err)
+{
+	struct sk_http_conn *hc = u->hc;
+
+	hc->in_callback = true;
+	up_connect_failed(hc, timeout, err);
+	finish_callback(hc);
+}
+
+void sk_http_up_input(struct upconn *u)
+{
+	struct sk_http_conn *hc = u->hc;
+
+	hc->in_callback = true;
+	hc->replayable = false;
+	arm_idle(hc);
+	up_process(hc);
+	finish_callback(hc);
+}
+
+void sk_http_up_reset(struct upconn *u, int err)
+{
+	struct sk_http_conn *hc = u->hc;
+
+	hc->in_callback = true;
+	up_eof(hc, err);
+	finish_callback(hc);
+}
+
 /* Writes u->out; on the first writability after connect, checks the connect result. */
 static void up_write(struct upconn *u)
 {
 	struct sk_http_conn *hc = u->hc;
 	struct sk_worker *w = u->w;
 
+	if (u->h2) {
+		sk_h2_up_write(u);
+		return;
+	}
 	if (!u->connected) {
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -1417,8 +1512,10 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 		hc->discard_body = true;
 
 	hc->resp_head.off = hc->resp_head.len = 0;
-	appendf(&hc->resp_head, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.len,
-		h->reason.len ? h->reason.p : reason_phrase((unsigned)h->status));
+	if (h->reason.len > 0)
+		appendf(&hc->resp_head, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.len, h->reason.p);
+	else /* an empty reason (HTTP/2 has none): the standard one */
+		appendf(&hc->resp_head, "HTTP/1.1 %d %s\r\n", h->status, reason_phrase((unsigned)h->status));
 	for (i = 0; i < h->n_fields; i++) {
 		const struct sk_h1_field *f = &h->fields[i];
 
@@ -1762,6 +1859,7 @@ static void forward(struct sk_http_conn *hc)
 	struct sk_host_set *hs = NULL;
 	struct sk_addr addr;
 	struct upconn *u;
+	bool want_h2;
 
 	if (cl->config->type == SK_CLUSTER_ORIGINAL_DST) {
 		addr = c->local;
@@ -1819,13 +1917,15 @@ static void forward(struct sk_http_conn *hc)
 		/* a stale pooled connection's request sent again (not a policy retry) */
 		sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
 	}
-	u = pool_get(cl, &addr);
+	want_h2 = cl->config->http_protocol == SK_UPSTREAM_HTTP2 ||
+		  (cl->config->http_protocol == SK_UPSTREAM_DOWNSTREAM && hc->h2 != NULL);
+	u = want_h2 ? NULL : pool_get(cl, &addr);
 	if (u != NULL) {
 		u->hc = hc;
 		hc->u = u;
 		hc->up_local = u->local;
 		ev_io_start(w->loop, &u->rio);
-	} else if ((u = up_open(hc, cl, host, hs, &addr)) == NULL) {
+	} else if ((u = want_h2 ? h2_open(hc, cl, host, hs, &addr) : up_open(hc, cl, host, hs, &addr)) == NULL) {
 		return;
 	}
 	sk_stat_add(w->shard, cl->st.upstream_rq_active, 1);

@@ -22,6 +22,7 @@
 #include "xds/translate/hcm.h"
 
 struct sk_h2_conn;
+struct sk_h2_up;
 
 /* ---------------------------------------------------------------------------------- */
 /* buffers                                                                             */
@@ -130,6 +131,18 @@ struct upconn {
 	bool shut_wr;                   /* a tunnel's downstream ended: FIN once out is sent */
 	double connected_at;
 	struct upconn *prev, *next;     /* the worker's idle list */
+	/* HTTP/2 upstream (http2_up.c): this upconn is one stream of h2, fd is -1. The request,
+	 * written to out as HTTP/1.1 by http_conn, is re-framed by wp; the response is written
+	 * to in as HTTP/1.1 (chunked unless it has a content-length) for rp. */
+	struct sk_h2_up *h2;
+	int32_t sid;
+	struct sk_h1_parser *wp;
+	struct buf body, rhead, rtrailers;
+	uint32_t status;
+	bool req_eof, resp_head_done, resp_chunked, resp_end, trailers_expected;
+	char clen[24];                  /* the response's content-length, kept aside */
+	size_t clen_len;
+	struct upconn *h2_prev, *h2_next;
 };
 
 enum down_framing { DOWN_NONE, DOWN_LENGTH, DOWN_CHUNKED, DOWN_CLOSE, DOWN_TUNNEL };
@@ -235,6 +248,21 @@ void sk_http_stream_resume(struct sk_http_conn *hc);
  * an unfinished exchange is logged as reset; hc is freed. */
 void sk_http_stream_closed(struct sk_http_conn *hc, uint32_t error_code);
 void sk_http_stream_timers_stop(struct sk_http_conn *hc);
+
+/* http_conn.c, for the HTTP/2 upstream codec: events of an upconn that is an h2 stream. */
+void sk_http_up_connected(struct upconn *u);
+void sk_http_up_connect_failed(struct upconn *u, bool timeout, int err);
+void sk_http_up_input(struct upconn *u);     /* more of the response is in u->in */
+void sk_http_up_reset(struct upconn *u, int err); /* the stream ended before the response */
+
+/* http2_up.c, for http_conn.c. */
+/* Binds u (a new upconn of hc) to a pooled HTTP/2 connection to u->addr, or a new one. */
+int sk_h2_up_attach(struct upconn *u);
+/* Frames what u->out holds (HTTP/1.1 text) as the stream's HEADERS and DATA. */
+void sk_h2_up_write(struct upconn *u);
+/* u is done: its stream is reset if still open; the connection stays pooled. */
+void sk_h2_up_detach(struct upconn *u);
+void sk_h2_up_close_all(struct sk_worker *w);
 
 /* http2.c, for the streams. */
 /* Submits the response head (hc->resp_head, HTTP/1.1 text built by http_conn) as HEADERS;

@@ -409,6 +409,7 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 	C(upstream_rq_per_try_timeout);
 	C(upstream_rq_pending_total);
 	C(upstream_cx_http1_total);
+	C(upstream_cx_http2_total);
 	C(upstream_rq_rx_reset);
 	C(upstream_rq_tx_reset);
 	C(upstream_cx_protocol_error);

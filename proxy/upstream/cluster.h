@@ -77,7 +77,7 @@ struct sk_cluster_stats {
 		upstream_rq_timeout, upstream_rq_retry, upstream_rq_retry_success,
 		upstream_rq_retry_overflow, upstream_rq_retry_limit_exceeded, upstream_rq_per_try_timeout,
 		upstream_rq_pending_total,
-		upstream_cx_http1_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
+		upstream_cx_http1_total, upstream_cx_http2_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
 		upstream_cx_protocol_error, upstream_cx_idle_timeout;
 	sk_stat_id upstream_rq_class[6];   /* [1..5] */
 	sk_stat_id upstream_rq_code[32];   /* parallel to sk_http_codes */

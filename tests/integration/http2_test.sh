@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The HTTP/2 codec of the connection manager, end to end on loopback: curl, nghttp and h2load
+# HTTP/2 both ways, end to end on loopback: curl, nghttp and h2load
 # with prior knowledge (h2c) against codec_type AUTO and HTTP2 listeners, forwarded to
 # HTTP/1.1 upstreams (python). GET, large POST bodies with and without content-length,
 # many concurrent streams, response trailers, HTTP/1.1 still served on AUTO, 431 for headers
-# over the limit (also an HPACK bomb), the access log's protocol; then the flood suite, raw
+# over the limit (also an HPACK bomb), the access log's protocol; HTTP/2 upstreams (nghttpd,
+# a gRPC-shaped python h2 server): h1->h2 and h2->h2, shared connections, gRPC trailers and
+# te, use_downstream_protocol_config; then the flood suite, raw
 # frames from python: rapid reset, CONTINUATION without END_HEADERS, empty DATA frames,
 # PRIORITY and WINDOW_UPDATE floods, PING and SETTINGS floods from a peer that never reads.
 # Each must end with GOAWAY or close, count Envoy's stat, and leave skiff's memory bounded.
 . "$(dirname "$0")/lib.sh"
 
-require_tools curl nghttp h2load python3 || {
+require_tools curl nghttp nghttpd h2load python3 || {
 	summary
 	exit 1
 }
@@ -67,11 +69,60 @@ while time.time() < deadline:
     time.sleep(0.5)
 PY
 
-ports ADMIN LA LH UP || exit 1
+# a gRPC-shaped HTTP/2 upstream (python h2): answers application/grpc with one message and
+# grpc-status/grpc-message trailers, and says which te header it got
+cat >"$TMP/grpc_up.py" <<'PY'
+import socket, sys, threading, time
+import h2.config, h2.connection, h2.events
+def text(x):
+    return x.decode() if isinstance(x, bytes) else x
+def serve(c):
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    c.sendall(conn.data_to_send())
+    reqs = {}
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return
+        for ev in conn.receive_data(d):
+            if isinstance(ev, h2.events.RequestReceived):
+                reqs[ev.stream_id] = dict((text(k), text(v)) for k, v in ev.headers)
+            elif isinstance(ev, h2.events.DataReceived):
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                h = reqs.pop(ev.stream_id, {})
+                conn.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/grpc"),
+                                                 ("x-te", h.get("te", "none")), ("x-path", h.get(":path", ""))])
+                conn.send_data(ev.stream_id, b"\0\0\0\0\5hello")
+                conn.send_headers(ev.stream_id, [("grpc-status", "0"), ("grpc-message", "ok")], end_stream=True)
+        c.sendall(conn.data_to_send())
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+open(sys.argv[2], "w").close()
+deadline = time.time() + 300
+s.settimeout(1)
+while time.time() < deadline:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+
+ports ADMIN LA LH UP UG UN || exit 1
 "$PYTHON3" "$TMP/up.py" "$UP" "$TMP/up.ready" >"$TMP/up.log" 2>&1 &
 UP_PID=$!
-trap 'kill $UP_PID 2>/dev/null; cp "$SKIFF_LOG" /tmp/last_h2_skiff.log 2>/dev/null; _t_cleanup' EXIT
-for i in $(seq 100); do [ -e "$TMP/up.ready" ] && break; sleep 0.05; done
+"$PYTHON3" "$TMP/grpc_up.py" "$UG" "$TMP/grpc.ready" >"$TMP/grpc.log" 2>&1 &
+UG_PID=$!
+mkdir -p "$TMP/www" && printf 'hello from nghttpd\n' >"$TMP/www/index.html" && head -c 100000 /dev/urandom >"$TMP/www/big"
+nghttpd --no-tls -d "$TMP/www" "$UN" >"$TMP/nghttpd.log" 2>&1 &
+UN_PID=$!
+trap 'kill $UP_PID $UG_PID $UN_PID 2>/dev/null; _t_cleanup' EXIT
+for i in $(seq 100); do [ -e "$TMP/up.ready" ] && [ -e "$TMP/grpc.ready" ] && break; sleep 0.05; done
+
 
 hcm() { # STAT_PREFIX CODEC [EXTRA JSON MEMBERS]
 	cat <<EOF
@@ -85,14 +136,30 @@ hcm() { # STAT_PREFIX CODEC [EXTRA JSON MEMBERS]
     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
   "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
     {"match": {"prefix": "/direct"}, "direct_response": {"status": 200, "body": {"inline_string": "hello direct"}}},
+    {"match": {"prefix": "/h2/"}, "route": {"cluster": "h2up", "prefix_rewrite": "/"}},
+    {"match": {"prefix": "/grpc.Echo/"}, "route": {"cluster": "grpc"}},
+    {"match": {"prefix": "/follow/"}, "route": {"cluster": "follow"}},
     {"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}]}}}
 EOF
 }
+h2cluster() { # NAME PORT KIND CONFIG
+	cat <<EOF
+{"name": "$1", "type": "STATIC", "connect_timeout": "1s",
+ "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+   "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "$3": $4}},
+ "load_assignment": {"cluster_name": "$1", "endpoints": [{"lb_endpoints": [
+   {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $2}}}}]}]}}
+EOF
+}
 cat >"$TMP/h2.json" <<EOF
+
 {"node": {"id": "h2-test", "cluster": "t"},
  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $ADMIN}}},
  "static_resources": {
-  "clusters": [{"name": "up", "type": "STATIC", "connect_timeout": "1s",
+  "clusters": [$(h2cluster h2up "$UN" explicit_http_config '{"http2_protocol_options": {}}'),
+   $(h2cluster grpc "$UG" explicit_http_config '{"http2_protocol_options": {}}'),
+   $(h2cluster follow "$UG" use_downstream_protocol_config '{"http2_protocol_options": {}}'),
+   {"name": "up", "type": "STATIC", "connect_timeout": "1s",
     "load_assignment": {"cluster_name": "up", "endpoints": [{"lb_endpoints": [
       {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $UP}}}}]}]}}],
   "listeners": [
@@ -151,7 +218,32 @@ check_stat http.auto.downstream_rq_http1_total 1
 check_contains "the access log says HTTP/2" "$(cat "$TMP/access.auto.log")" "HTTP/2 GET /hello?x=1 200 - 0 30"
 check_contains "... and HTTP/1.1 for the HTTP/1.1 request" "$(cat "$TMP/access.auto.log")" "HTTP/1.1 GET /one 200"
 
+# ---- HTTP/2 upstreams ----
+check_eq "HTTP/1.1 client -> HTTP/2 upstream (nghttpd)" "$(curl -s --http1.1 "http://127.0.0.1:$LA/h2/index.html")" "hello from nghttpd"
+check_eq "HTTP/2 client -> HTTP/2 upstream: 100 KB whole" \
+	"$(curl -s --http2-prior-knowledge "http://127.0.0.1:$LA/h2/big" | md5sum)" "$(md5sum <"$TMP/www/big")"
+code=$(curl -s -o /dev/null -w '%{http_code}' --http1.1 --data-binary @"$TMP/post.bin" "http://127.0.0.1:$LA/h2/index.html")
+check_eq "a 300 KB POST from HTTP/1.1 to the HTTP/2 upstream" "$code" 200
+out=$(h2load -n 300 -c 3 -m 10 "http://127.0.0.1:$LA/h2/index.html" 2>&1)
+check_contains "h2load over an HTTP/2 upstream: 300 requests, all 2xx" "$out" "status codes: 300 2xx"
+check_range "the HTTP/2 upstream connections are shared (streams multiplexed)" \
+	"$(stat cluster.h2up.upstream_cx_http2_total)" 1 4
+check_range "... and carried every request" "$(stat cluster.h2up.upstream_rq_2xx)" 303 303
+
+out=$(nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' -d "$TMP/post.bin" \
+	"http://127.0.0.1:$LA/grpc.Echo/Say" 2>&1 | tr -d '\000')
+check_contains "gRPC over HTTP/2 end to end: 200" "$out" ":status: 200"
+check_contains "... the upstream got te: trailers" "$out" "x-te: trailers"
+check_contains "... grpc-status arrives as a trailer" "$out" "grpc-status: 0"
+check_contains "... with grpc-message" "$out" "grpc-message: ok"
+out=$(curl -s --http1.1 -D - -o /dev/null -H 'content-type: application/grpc' -d x "http://127.0.0.1:$LA/grpc.Echo/Say")
+check_contains "HTTP/1.1 client -> gRPC upstream: the response head" "$out" "content-type: application/grpc"
+out=$(nghttp -v "http://127.0.0.1:$LA/follow/x" 2>&1 | tr -d '\000')
+check_contains "use_downstream_protocol_config: HTTP/2 downstream goes HTTP/2 upstream" "$out" "x-path: /follow/x"
+check_range "upstream HTTP/2 stats: cluster.grpc.upstream_cx_http2_total" "$(stat cluster.grpc.upstream_cx_http2_total)" 1 2
+
 # ---- floods: raw frames ----
+
 cat >"$TMP/flood.py" <<'PY'
 import socket, struct, sys, time
 port, kind = int(sys.argv[1]), sys.argv[2]

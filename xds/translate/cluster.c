@@ -2,6 +2,7 @@
  * copied out; the proto can be freed afterwards. */
 #include "xds/pbjson.h"
 #include "xds/translate/cluster.h"
+#include "xds/translate/listener.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -271,6 +272,74 @@ static int translate_endpoints(const cluster_pb *c, struct sk_cluster_config *cc
 	return 0;
 }
 
+#define HTTP_OPTIONS "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+typedef Envoy__Extensions__Upstreams__Http__V3__HttpProtocolOptions http_options_pb;
+#define EXPLICIT(x) ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__##x
+
+/* Which HTTP version to speak upstream, and its HTTP/2 settings. auto_config picks by ALPN,
+ * which needs TLS: on cleartext it is HTTP/1.1, as Envoy does. */
+static int translate_protocol(const cluster_pb *c, struct sk_cluster_config *cc, char *err, size_t errlen)
+{
+	const Envoy__Config__Core__V3__Http2ProtocolOptions *h2 = c->http2_protocol_options;
+	char why[300];
+
+	cc->http_protocol = h2 ? SK_UPSTREAM_HTTP2 : SK_UPSTREAM_HTTP1;
+	for (size_t i = 0; i < c->n_typed_extension_protocol_options; i++) {
+		const Google__Protobuf__Any *any = c->typed_extension_protocol_options[i]->value;
+		char type[256];
+		http_options_pb *o;
+
+		if (any == NULL)
+			continue;
+		sk_typed_config_name(any, type, sizeof(type));
+		if (strcmp(type, HTTP_OPTIONS) != 0)
+			continue; /* other protocol options (tcp_proxy's, ...) are not about HTTP */
+		o = (void *)protobuf_c_message_unpack(&envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor,
+						      NULL, any->value.len, any->value.data);
+		if (o == NULL) {
+			cfail(err, errlen, c->name, "typed_extension_protocol_options: invalid HttpProtocolOptions");
+			return -1;
+		}
+		switch (o->upstream_protocol_options_case) {
+		case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__UPSTREAM_PROTOCOL_OPTIONS_EXPLICIT_HTTP_CONFIG:
+			switch (o->explicit_http_config->protocol_config_case) {
+			case EXPLICIT(PROTOCOL_CONFIG_HTTP3_PROTOCOL_OPTIONS):
+				protobuf_c_message_free_unpacked(&o->base, NULL);
+				cfail(err, errlen, c->name, "explicit_http_config: HTTP/3 is not supported");
+				return -1;
+			case EXPLICIT(PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS):
+				h2 = o->explicit_http_config->http2_protocol_options;
+				cc->http_protocol = SK_UPSTREAM_HTTP2;
+				break;
+			default:
+				h2 = NULL;
+				cc->http_protocol = SK_UPSTREAM_HTTP1;
+				break;
+			}
+			break;
+		case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__UPSTREAM_PROTOCOL_OPTIONS_USE_DOWNSTREAM_PROTOCOL_CONFIG:
+			h2 = o->use_downstream_protocol_config->http2_protocol_options;
+			cc->http_protocol = SK_UPSTREAM_DOWNSTREAM;
+			break;
+		default:
+			cc->http_protocol = SK_UPSTREAM_HTTP1;
+			break;
+		}
+		if (sk_h2_options_from_pb(&cc->h2, h2, "http2_protocol_options", why, sizeof(why)) < 0) {
+			protobuf_c_message_free_unpacked(&o->base, NULL);
+			cfail(err, errlen, c->name, "%s", why);
+			return -1;
+		}
+		protobuf_c_message_free_unpacked(&o->base, NULL);
+		return 0;
+	}
+	if (sk_h2_options_from_pb(&cc->h2, h2, "http2_protocol_options", why, sizeof(why)) < 0) {
+		cfail(err, errlen, c->name, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
 struct sk_cluster_config *sk_cluster_config_new(const cluster_pb *c, char *err, size_t errlen)
 {
 	struct sk_cluster_config *cc = calloc(1, sizeof(*cc));
@@ -339,6 +408,8 @@ struct sk_cluster_config *sk_cluster_config_new(const cluster_pb *c, char *err, 
 			    strcmp(st->fields[k]->value->string_value, "istio") == 0)
 				cc->has_istio_match = true, cc->tls_match_istio = is_tls_socket(tm->transport_socket);
 	}
+	if (translate_protocol(c, cc, err, errlen) < 0)
+		goto fail;
 	if (translate_endpoints(c, cc, err, errlen) < 0)
 		goto fail;
 	return cc;

@@ -10,6 +10,7 @@
 #include "proxy/upstream/lb.h"
 #include "skiff_protos.h"
 #include "xds/translate/address.h"
+#include "xds/translate/hcm.h"
 
 enum sk_cluster_type {
 	SK_CLUSTER_STATIC,
@@ -72,6 +73,11 @@ struct sk_cluster_config {
 	bool tls_default;            /* the cluster's transport_socket is TLS */
 	bool has_istio_match;        /* a transport_socket_match on tlsMode=istio exists ... */
 	bool tls_match_istio;        /* ... and selects TLS */
+	/* the upstream HTTP protocol (typed_extension_protocol_options
+	 * envoy.extensions.upstreams.http.v3.HttpProtocolOptions, or the cluster's deprecated
+	 * http2_protocol_options): HTTP/1.1 unless told; DOWNSTREAM follows the request's */
+	enum { SK_UPSTREAM_HTTP1, SK_UPSTREAM_HTTP2, SK_UPSTREAM_DOWNSTREAM } http_protocol;
+	struct sk_h2_options h2;
 };
 
 /* Translates c. Returns NULL with err ("cluster 'x': ...") when it cannot be honoured. */

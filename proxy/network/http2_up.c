@@ -1,0 +1,653 @@
+/* http2_up: HTTP/2 to upstream hosts (clusters whose HttpProtocolOptions say HTTP/2, or
+ * follow an HTTP/2 downstream), on nghttp2 client sessions.
+ *
+ * A per-worker pool holds connections by (cluster, host address); each carries up to the
+ * peer's SETTINGS_MAX_CONCURRENT_STREAMS streams and a new one opens when all are full.
+ * A stream is an upconn of http_conn.c without a socket: the router writes its request as
+ * HTTP/1.1 text into u->out and reads the response as HTTP/1.1 from u->in, so retries,
+ * timeouts, header rules and stats are the HTTP/1.1 code, unchanged. This file translates:
+ * u->out is parsed (our own, well-formed text) into HEADERS and DATA; HEADERS, DATA and
+ * trailers from the peer become a status line, fields and a body — chunked, with the
+ * trailers (gRPC's grpc-status) in the last chunk, unless a content-length frames it.
+ * Responses flow with nghttp2's automatic window updates. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "proxy/log/log.h"
+#include "proxy/network/http_internal.h"
+#include "proxy/server/workers.h"
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+#define READ_CHUNK 16384
+#define POOL_IDLE_TIMEOUT 3600.0
+
+struct sk_h2_up {
+	struct sk_worker *w;
+	struct sk_cluster *cluster;     /* referenced */
+	struct sk_host_set *hs;         /* referenced while host points into it */
+	struct sk_host *host;
+	struct sk_addr addr, local;
+	int fd;
+	ev_io rio, wio;
+	ev_timer timer;                 /* connect timeout, then idle */
+	nghttp2_session *s;
+	struct buf out;
+	struct upconn *streams;
+	uint32_t n_streams;
+	bool connected, dead, in_recv, in_flush, again;
+	double connected_at;
+	struct sk_h2_up *next;          /* the worker's pool */
+};
+
+static _Thread_local struct sk_h2_up *pool;
+
+static void flush(struct sk_h2_up *h);
+static void on_writable(struct ev_loop *loop, ev_io *io, int revents);
+static void conn_destroy(struct sk_h2_up *h, bool local);
+
+static void unlink_stream(struct upconn *u)
+{
+	struct sk_h2_up *h = u->h2;
+
+	if (u->h2_prev)
+		u->h2_prev->h2_next = u->h2_next;
+	else
+		h->streams = u->h2_next;
+	if (u->h2_next)
+		u->h2_next->h2_prev = u->h2_prev;
+	u->h2_prev = u->h2_next = NULL;
+	u->h2 = NULL;
+	h->n_streams--;
+	if (h->n_streams == 0 && h->connected && !h->dead) {
+		ev_timer_stop(h->w->loop, &h->timer);
+		ev_timer_set(&h->timer, POOL_IDLE_TIMEOUT, 0.);
+		ev_timer_start(h->w->loop, &h->timer);
+	}
+}
+
+static struct upconn *stream_of(struct sk_h2_up *h, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(h->s, id);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* the response, as HTTP/1.1                                                           */
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+		     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+	struct upconn *u = stream_of(ud, f->hd.stream_id);
+	struct buf *b;
+
+	(void)s;
+	(void)flags;
+	if (u == NULL)
+		return 0;
+	if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
+		u->status = 0;
+		for (size_t i = 0; i < vlen && i < 3; i++)
+			u->status = u->status * 10 + (uint32_t)(value[i] - '0');
+		return 0;
+	}
+	if (nlen > 0 && name[0] == ':')
+		return 0;
+	b = u->resp_head_done ? &u->rtrailers : &u->rhead;
+	if (!u->resp_head_done && nlen == 14 && memcmp(name, "content-length", 14) == 0) {
+		/* kept aside: it frames the body unless trailers may follow (then chunked) */
+		u->clen_len = vlen < sizeof(u->clen) ? vlen : sizeof(u->clen) - 1;
+		memcpy(u->clen, value, u->clen_len);
+		return 0;
+	}
+	if (!u->resp_head_done && ((nlen == 7 && memcmp(name, "trailer", 7) == 0) ||
+				   (nlen == 12 && memcmp(name, "content-type", 12) == 0 && vlen >= 16 &&
+				    memcmp(value, "application/grpc", 16) == 0)))
+		u->trailers_expected = true;
+	append(b, name, nlen);
+	appends(b, ": ");
+	append(b, value, vlen);
+	appends(b, "\r\n");
+	return 0;
+}
+
+static void end_response(struct upconn *u)
+{
+	if (u->resp_chunked) {
+		appends(&u->in, "0\r\n");
+		append(&u->in, u->rtrailers.p, u->rtrailers.len);
+		appends(&u->in, "\r\n");
+	}
+	u->resp_end = true;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct upconn *u;
+	bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+
+	(void)s;
+	if (f->hd.stream_id == 0 || (u = stream_of(ud, f->hd.stream_id)) == NULL)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && !u->resp_head_done) {
+		if (u->status < 200) { /* an interim response: skiff does not forward them */
+			u->rhead.off = u->rhead.len = 0;
+			u->clen_len = 0;
+			u->trailers_expected = false;
+			return 0;
+		}
+		appendf(&u->in, "HTTP/1.1 %u \r\n", u->status);
+		append(&u->in, u->rhead.p, u->rhead.len);
+		u->resp_chunked = u->clen_len == 0 || u->trailers_expected;
+		if (u->resp_chunked)
+			appends(&u->in, "transfer-encoding: chunked\r\n");
+		else
+			appendf(&u->in, "content-length: %.*s\r\n", (int)u->clen_len, u->clen);
+		appends(&u->in, "\r\n");
+		u->resp_head_done = true;
+	} else if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) {
+		return 0;
+	}
+	if (end)
+		end_response(u);
+	sk_http_up_input(u); /* may free u */
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+			 void *ud)
+{
+	struct upconn *u = stream_of(ud, id);
+
+	(void)s;
+	(void)flags;
+	if (u == NULL || !u->resp_head_done)
+		return 0;
+	if (u->resp_chunked)
+		appendf(&u->in, "%zx\r\n", len);
+	append(&u->in, data, len);
+	if (u->resp_chunked)
+		appends(&u->in, "\r\n");
+	return 0; /* handed to the router by on_frame_recv (DATA) */
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *ud)
+{
+	struct upconn *u = stream_of(ud, id);
+
+	nghttp2_session_set_stream_user_data(s, id, NULL);
+	if (u == NULL)
+		return 0;
+	u->sid = 0;
+	if (u->resp_end)
+		return 0;
+	sk_log_debug(SK_LOG_HTTP, "http2 upstream: stream %d reset (%s)", id, nghttp2_http2_strerror(error_code));
+	unlink_stream(u);
+	sk_http_up_reset(u, error_code == NGHTTP2_REFUSED_STREAM ? ECONNREFUSED : ECONNRESET);
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct sk_h2_up *h = ud;
+
+	(void)s;
+	if (f->hd.type == NGHTTP2_RST_STREAM)
+		sk_stat_inc(h->w->shard, h->cluster->st.upstream_rq_tx_reset);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* the request, from HTTP/1.1 text                                                     */
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+			 nghttp2_data_source *src, void *ud)
+{
+	struct upconn *u = src->ptr;
+	size_t n = pending(&u->body);
+
+	(void)s;
+	(void)id;
+	(void)ud;
+	if (n > length)
+		n = length;
+	if (n > 0) {
+		memcpy(buf, u->body.p + u->body.off, n);
+		consume(&u->body, n);
+	}
+	if (pending(&u->body) == 0 && u->req_eof)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	else if (n == 0)
+		return NGHTTP2_ERR_DEFERRED;
+	return (ssize_t)n;
+}
+
+static bool skip_field(const struct sk_h1_field *f)
+{
+	static const char *const names[] = { "host", "connection", "keep-alive", "proxy-connection",
+					      "transfer-encoding", "upgrade", "te" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (f->name.len == strlen(names[i]) && strncasecmp(f->name.p, names[i], f->name.len) == 0)
+			return true;
+	return false;
+}
+
+static int submit_head(struct upconn *u, const struct sk_h1_head *hd)
+{
+	nghttp2_nv nv[160];
+	size_t k = 0;
+	bool grpc = false;
+	nghttp2_data_provider prd = { .source.ptr = u, .read_callback = read_body };
+
+#define NV(n, nl, v, vl) nv[k++] = (nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), (nl), (vl), NGHTTP2_NV_FLAG_NONE }
+	NV(":method", 7, hd->method.p, hd->method.len);
+	NV(":scheme", 7, "http", 4);
+	NV(":authority", 10, hd->host.p ? hd->host.p : "", hd->host.len);
+	NV(":path", 5, hd->path.p, hd->path.len);
+	for (size_t i = 0; i < hd->n_fields && k < sizeof(nv) / sizeof(nv[0]) - 1; i++) {
+		const struct sk_h1_field *f = &hd->fields[i];
+		char *name = (char *)f->name.p; /* our own buffer (u->out): lower-cased in place */
+
+		if (skip_field(f))
+			continue;
+		for (size_t j = 0; j < f->name.len; j++)
+			if (name[j] >= 'A' && name[j] <= 'Z')
+				name[j] = (char)(name[j] + 32);
+		if (f->name.len == 12 && memcmp(name, "content-type", 12) == 0 && f->value.len >= 16 &&
+		    strncmp(f->value.p, "application/grpc", 16) == 0)
+			grpc = true;
+		NV(name, f->name.len, f->value.p, f->value.len);
+	}
+	if (grpc) /* gRPC servers require it; HTTP/1.1 could not carry it */
+		NV("te", 2, "trailers", 8);
+#undef NV
+	u->sid = nghttp2_submit_request(u->h2->s, NULL, nv, k, hd->framing == SK_H1_BODY_NONE ? NULL : &prd, u);
+	if (hd->framing == SK_H1_BODY_NONE)
+		u->req_eof = true;
+	return u->sid < 0 ? -1 : 0;
+}
+
+void sk_h2_up_write(struct upconn *u)
+{
+	struct sk_h2_up *h = u->h2;
+	struct sk_h1_event ev;
+	bool more = true;
+
+	if (h == NULL || !h->connected)
+		return; /* written once the connection is up */
+	while (more) { /* until NEED_MORE: a message's DONE comes after its last byte */
+		sk_h1_parse(u->wp, u->out.p ? u->out.p + u->out.off : "", pending(&u->out), &ev);
+		switch (ev.type) {
+		case SK_H1_EV_HEAD:
+			if (submit_head(u, ev.head) < 0) {
+				consume(&u->out, pending(&u->out));
+				unlink_stream(u);
+				sk_http_up_reset(u, ECONNRESET);
+				return;
+			}
+			break;
+		case SK_H1_EV_BODY:
+			append(&u->body, ev.data.p, ev.data.len);
+			break;
+		case SK_H1_EV_DONE:
+			u->req_eof = true;
+			break;
+		case SK_H1_EV_TRAILERS:
+			break; /* request trailers are not forwarded */
+		case SK_H1_EV_NEED_MORE:
+		case SK_H1_EV_ERROR:
+			more = false;
+			break;
+		}
+		consume(&u->out, ev.consumed);
+	}
+	if (u->sid > 0)
+		nghttp2_session_resume_data(h->s, u->sid);
+	flush(h);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* connections                                                                         */
+
+/* Every stream of h fails (connect failure, connection lost). */
+static void fail_streams(struct sk_h2_up *h, bool connecting, bool timeout, int err)
+{
+	while (h->streams) {
+		struct upconn *u = h->streams;
+
+		if (u->sid > 0)
+			nghttp2_session_set_stream_user_data(h->s, u->sid, NULL);
+		u->sid = 0;
+		unlink_stream(u);
+		if (connecting)
+			sk_http_up_connect_failed(u, timeout, err);
+		else
+			sk_http_up_reset(u, err);
+	}
+}
+
+static void flush(struct sk_h2_up *h)
+{
+	if (h->in_recv || h->in_flush) {
+		h->again = true;
+		return;
+	}
+	h->in_flush = true;
+	do {
+		h->again = false;
+		while (!h->dead && h->s != NULL) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(h->s, &data);
+
+			if (n < 0)
+				h->dead = true;
+			if (n <= 0)
+				break;
+			append(&h->out, data, (size_t)n);
+		}
+		while (!h->dead && pending(&h->out) > 0) {
+			ssize_t n = send(h->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
+
+			if (n < 0) {
+				if (errno != EAGAIN && errno != EINTR)
+					h->dead = true;
+				break;
+			}
+			sk_stat_add(h->w->shard, h->cluster->st.upstream_cx_tx_bytes_total, (uint64_t)n);
+			consume(&h->out, (size_t)n);
+		}
+	} while (h->again && !h->dead);
+	h->in_flush = false;
+	if (h->dead || (h->s && !nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s))) {
+		h->dead = true;
+		fail_streams(h, false, false, ECONNRESET);
+		conn_destroy(h, true);
+		return;
+	}
+	if (pending(&h->out) > 0)
+		ev_io_start(h->w->loop, &h->wio);
+	else
+		ev_io_stop(h->w->loop, &h->wio);
+}
+
+static void on_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_h2_up *h = io->data;
+	uint8_t b[READ_CHUNK];
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = read(h->fd, b, sizeof(b));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		h->dead = true;
+		fail_streams(h, false, false, n == 0 ? ECONNRESET : errno);
+		conn_destroy(h, false);
+		return;
+	}
+	sk_stat_add(h->w->shard, h->cluster->st.upstream_cx_rx_bytes_total, (uint64_t)n);
+	h->in_recv = true;
+	if (nghttp2_session_mem_recv(h->s, b, (size_t)n) < 0) {
+		sk_stat_inc(h->w->shard, h->cluster->st.upstream_cx_protocol_error);
+		h->dead = true;
+	}
+	h->in_recv = false;
+	flush(h);
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+	static _Thread_local nghttp2_session_callbacks *cb;
+
+	if (cb == NULL && nghttp2_session_callbacks_new(&cb) == 0) {
+		nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+		nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+		nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+		nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	}
+	return cb;
+}
+
+/* The connect finished (or failed): start the session, let the waiting streams write. */
+static void on_connect(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_h2_up *h = io->data;
+	const struct sk_h2_options *o = &h->cluster->config->h2;
+	nghttp2_settings_entry set[2];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)loop;
+	(void)revents;
+	if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == EINPROGRESS)
+		return;
+	ev_io_stop(h->w->loop, &h->wio);
+	ev_timer_stop(h->w->loop, &h->timer);
+	if (err != 0 || callbacks() == NULL || nghttp2_session_client_new(&h->s, callbacks(), h) != 0) {
+		h->dead = true;
+		fail_streams(h, true, false, err ? err : ENOMEM);
+		conn_destroy(h, true);
+		return;
+	}
+	h->connected = true;
+	h->connected_at = ev_now(h->w->loop);
+	len = sizeof(h->local.ss);
+	getsockname(h->fd, (struct sockaddr *)&h->local.ss, &len);
+	h->local.len = len;
+	set[0] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o->initial_stream_window_size };
+	set[1] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
+	nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, set, 2);
+	nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, (int32_t)o->initial_connection_window_size);
+	ev_io_init(&h->wio, on_writable, h->fd, EV_WRITE);
+	h->wio.data = h;
+	ev_io_init(&h->rio, on_read, h->fd, EV_READ);
+	h->rio.data = h;
+	ev_io_start(h->w->loop, &h->rio);
+	h->in_flush = true; /* streams write; one flush after */
+	for (struct upconn *u = h->streams, *next; u != NULL; u = next) {
+		next = u->h2_next;
+		u->local = h->local;
+		sk_http_up_connected(u);
+	}
+	h->in_flush = false;
+	flush(h);
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	flush(io->data);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_h2_up *h = t->data;
+
+	(void)loop;
+	(void)revents;
+	if (!h->connected) {
+		h->dead = true;
+		fail_streams(h, true, true, ETIMEDOUT);
+		conn_destroy(h, true);
+	} else if (h->streams == NULL) {
+		sk_stat_inc(h->w->shard, h->cluster->st.upstream_cx_idle_timeout);
+		h->dead = true;
+		conn_destroy(h, true);
+	}
+}
+
+static void conn_destroy(struct sk_h2_up *h, bool local)
+{
+	struct sk_worker *w = h->w;
+	const struct sk_cluster_stats *st = &h->cluster->st;
+
+	for (struct sk_h2_up **p = &pool; *p != NULL; p = &(*p)->next)
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
+	ev_io_stop(w->loop, &h->rio);
+	ev_io_stop(w->loop, &h->wio);
+	ev_timer_stop(w->loop, &h->timer);
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->connected_at > 0) {
+		double ms = (ev_now(w->loop) - h->connected_at) * 1000.0;
+
+		sk_stat_record(w->shard, st->upstream_cx_length_ms, ms > 0 ? (uint64_t)ms : 0);
+	}
+	atomic_fetch_sub(&h->cluster->active_cx, 1);
+	sk_stat_sub(w->shard, st->upstream_cx_active, 1);
+	sk_stat_inc(w->shard, st->upstream_cx_destroy);
+	sk_stat_inc(w->shard, local ? st->upstream_cx_destroy_local : st->upstream_cx_destroy_remote);
+	if (h->host)
+		atomic_fetch_sub(&h->host->cx_active, 1);
+	nghttp2_session_del(h->s);
+	buf_free(&h->out);
+	sk_host_set_unref(h->hs);
+	sk_cluster_unref(h->cluster);
+	free(h);
+}
+
+static bool same_addr(const struct sk_addr *a, const struct sk_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* A new connection to u's host; -errno, or -EBUSY when the circuit breaker is full. */
+static struct sk_h2_up *conn_open(struct upconn *u, int *rc)
+{
+	const struct sk_cluster_config *cc = u->cluster->config;
+	struct sk_worker *w = u->w;
+	struct sk_h2_up *h;
+	int one = 1;
+
+	if (atomic_load(&u->cluster->active_cx) >= cc->cb[0].max_connections) {
+		*rc = -EBUSY;
+		return NULL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	h->w = w;
+	h->cluster = sk_cluster_ref(u->cluster);
+	h->hs = u->hs ? sk_host_set_ref(u->hs) : NULL;
+	h->host = u->host;
+	h->addr = u->addr;
+	h->fd = socket(u->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ev_init(&h->rio, on_read);
+	ev_init(&h->wio, on_connect);
+	ev_init(&h->timer, on_timer);
+	h->rio.data = h->wio.data = h->timer.data = h;
+	atomic_fetch_add(&h->cluster->active_cx, 1);
+	sk_stat_inc(w->shard, h->cluster->st.upstream_cx_total);
+	sk_stat_inc(w->shard, h->cluster->st.upstream_cx_http2_total);
+	sk_stat_add(w->shard, h->cluster->st.upstream_cx_active, 1);
+	if (h->host) {
+		atomic_fetch_add(&h->host->cx_total, 1);
+		atomic_fetch_add(&h->host->cx_active, 1);
+	}
+	h->next = pool;
+	pool = h;
+	if (h->fd < 0) {
+		*rc = -errno;
+		conn_destroy(h, true);
+		return NULL;
+	}
+	if (u->addr.ss.ss_family != AF_UNIX)
+		setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cc->has_bind && cc->bind.ss.ss_family == u->addr.ss.ss_family) {
+		setsockopt(h->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		setsockopt(h->fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		if (bind(h->fd, (const struct sockaddr *)&cc->bind.ss, cc->bind.len) < 0) {
+			*rc = -errno;
+			conn_destroy(h, true);
+			return NULL;
+		}
+	}
+	if (connect(h->fd, (const struct sockaddr *)&u->addr.ss, u->addr.len) < 0 && errno != EINPROGRESS) {
+		*rc = -errno;
+		conn_destroy(h, true);
+		return NULL;
+	}
+	ev_io_set(&h->wio, h->fd, EV_WRITE);
+	ev_io_start(w->loop, &h->wio);
+	ev_timer_set(&h->timer, cc->connect_timeout, 0.);
+	ev_timer_start(w->loop, &h->timer);
+	return h;
+}
+
+int sk_h2_up_attach(struct upconn *u)
+{
+	struct sk_h2_up *h;
+	int rc = 0;
+
+	for (h = pool; h != NULL; h = h->next) {
+		uint32_t max = h->connected ? nghttp2_session_get_remote_settings(h->s,
+						NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) : 100;
+
+		if (h->cluster == u->cluster && !h->dead && same_addr(&h->addr, &u->addr) && h->n_streams < max &&
+		    (h->s == NULL || nghttp2_session_check_request_allowed(h->s)))
+			break;
+	}
+	if (h == NULL && (h = conn_open(u, &rc)) == NULL)
+		return rc;
+	if (h->connected && h->n_streams == 0)
+		ev_timer_stop(h->w->loop, &h->timer); /* the idle timer */
+	u->h2 = h;
+	u->h2_next = h->streams;
+	if (h->streams)
+		h->streams->h2_prev = u;
+	h->streams = u;
+	h->n_streams++;
+	u->connected = h->connected;
+	u->local = h->local;
+	u->resp_chunked = true;
+	return 0;
+}
+
+void sk_h2_up_detach(struct upconn *u)
+{
+	struct sk_h2_up *h = u->h2;
+
+	if (h == NULL)
+		return;
+	if (u->sid > 0) {
+		nghttp2_session_set_stream_user_data(h->s, u->sid, NULL);
+		if (!u->resp_end || !u->req_eof)
+			nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, u->sid, NGHTTP2_CANCEL);
+		u->sid = 0;
+	}
+	unlink_stream(u);
+	flush(h);
+}
+
+void sk_h2_up_close_all(struct sk_worker *w)
+{
+	struct sk_h2_up *h = pool, *next;
+
+	for (; h != NULL; h = next) {
+		next = h->next;
+		if (h->w != w)
+			continue;
+		h->dead = true;
+		fail_streams(h, !h->connected, false, ECONNABORTED);
+		conn_destroy(h, true);
+	}
+}
