@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: skiff vs nginx vs HAProxy, in the same run, on this machine:
 # idle memory of a sidecar-shaped process, the time to load and validate a configuration,
-# and the L4 data plane (bench/l4.sh: throughput, CPU, round-trip latency, memory per idle
-# connection). Usage: bench/run.sh BUILD_DIR (./run bench calls it, with build/bench/l4load
-# built; results go to bench/RESULTS.md). L4_* variables override the L4 sizes (bench/l4.sh).
+# the L4 data plane (bench/l4.sh: throughput, CPU, round-trip latency, memory per idle
+# connection) and the L7 one (bench/l7.sh: HTTP/1.1 and h2c requests/s, CPU per request,
+# latency at a fixed rate). Usage: bench/run.sh BUILD_DIR (./run bench calls it, with
+# build/bench/l4load and l7load built; results go to bench/RESULTS.md). L4_* and L7_*
+# variables override the L4 and L7 sizes (bench/l4.sh, bench/l7.sh).
 set -euo pipefail
 build=${1:?build dir}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -98,6 +100,7 @@ for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 pids=()
 "$here/l4.sh" "$build" "$work/l4.md"
+"$here/l7.sh" "$build" "$work/l7.md"
 
 # which skiff was measured: the commit, and whether sources outside bench/ differed from it
 skiff_rev="commit $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -109,8 +112,8 @@ ratio() { python3 -c "print('%.2f' % ($1/$2))"; }
 cat >"$here/RESULTS.md" <<MD
 # Benchmarks
 
-Command: \`$( (env | grep -E '^(L4_|SKIFF_CONFORMANCE=)' || true) | sort | tr '\n' ' ')./run bench\` (bench/run.sh build, which runs
-bench/l4.sh build), $(date -u +%Y-%m-%d), skiff at $skiff_rev,
+Command: \`$( (env | grep -E '^(L4_|L7_|SKIFF_CONFORMANCE=)' || true) | sort | tr '\n' ' ')./run bench\` (bench/run.sh build, which runs
+bench/l4.sh build and bench/l7.sh build), $(date -u +%Y-%m-%d), skiff at $skiff_rev,
 $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r), release build. Everything runs side by side in the same run on this machine;
 ratios are skiff / other.
 
@@ -134,5 +137,7 @@ Envoy column of the mission's targets cannot be measured here.
 | haproxy -c (the config above) | $haproxy_ms | $(ratio "$skiff_ms" "$haproxy_ms") |
 
 $(cat "$work/l4.md")
+
+$(cat "$work/l7.md")
 MD
 cat "$here/RESULTS.md"
