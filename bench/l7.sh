@@ -434,7 +434,8 @@ def agg(scen, s):
     try:
         with open(f"{work}/{scen}.{s}.samples") as fh:
             v = sorted(float(x) for x in fh)
-        a.update(p50=v[len(v) // 2], p99=v[int(len(v) * 0.99)], n=len(v))
+        a.update(p50=v[len(v) // 2], p99=v[int(len(v) * 0.99)], n=len(v),
+                 p99lo=min(r["p99"] for r in q), p99hi=max(r["p99"] for r in q))
     except (OSError, IndexError):
         pass
     return a
@@ -455,7 +456,8 @@ o.append(f"HTTP/1.1 keep-alive, GET of a 1024-byte static file from a backend ng
          "rounds ÷ responses served. **÷ best**: that over the lower of HAProxy's and nginx's. "
          f"**p50/p99 @{rate}/s**: open loop at a fixed {rate} req/s, {rate_dur} s per round, spread over the same "
          "connections round robin, latency counted from each request's due time, percentiles of all rounds' "
-         "samples pooled" + ("; during these runs the load tool, the backend and the proxies run SCHED_FIFO "
+         "samples pooled (in brackets: the lowest and highest p99 of a single round: one stall in one round "
+         "can make the pooled p99)" + ("; during these runs the load tool, the backend and the proxies run SCHED_FIFO "
          "(chrt), so that other work on the machine does not preempt them" if rt == "1" else "") +
          f"; the CPU per request at that rate is the scheduler's run time "
          "(/proc/PID/task/*/schedstat, ns; 10 ms ticks are too coarse for so few requests). **Backend conns**: "
@@ -486,7 +488,8 @@ for scen in scens.split():
         direct = s == "direct"
         ratio = None if direct or best is None or a["cpu"] is None else a["cpu"] / best
         o.append(f"| {label[s]} | {a['rps']:.0f} ({a['lo']:.0f}–{a['hi']:.0f}) | {'–' if direct else f(a['cpu'])} | "
-                 f"{f(ratio, '%.2f')} | {f(a.get('p50'), '%.0f')} | {f(a.get('p99'), '%.0f')} | "
+                 f"{f(ratio, '%.2f')} | {f(a.get('p50'), '%.0f')} | {f(a.get('p99'), '%.0f')}"
+                 + (f" ({a['p99lo']:.0f}–{a['p99hi']:.0f})" if 'p99lo' in a else "") + " | "
                  f"{'–' if direct else f(a.get('cpu_rate'))} | {a['acc']} | {a['errors']} |")
         if not direct and a["acc"] > 5 * inflight:
             churn.append(f"{label[s]} opened {a['acc']} backend connections in “{title[4:]}”: {inflight} requests "
