@@ -303,7 +303,7 @@ static const struct {
 	{ "OPTIONS", SK_H1_M_OPTIONS }, { "TRACE", SK_H1_M_TRACE },     { "PATCH", SK_H1_M_PATCH },
 };
 
-static enum sk_h1_method method_id(const char *s, size_t n)
+enum sk_h1_method sk_h1_method_id(const char *s, size_t n)
 {
 	size_t i;
 
@@ -387,7 +387,7 @@ static int parse_request_line(struct sk_h1_parser *p, const char *l, size_t n)
 	h->method.len = (size_t)(sp1 - l);
 	if (!all_tchars(l, h->method.len))
 		return fail(p, 400, "bad method");
-	h->method_id = method_id(l, h->method.len);
+	h->method_id = sk_h1_method_id(l, h->method.len);
 	sp2 = memchr(sp1 + 1, ' ', (size_t)(l + n - sp1 - 1));
 	if (sp2 == NULL || sp2 == sp1 + 1)
 		return fail(p, 400, "bad request line");

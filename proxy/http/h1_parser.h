@@ -148,6 +148,9 @@ enum sk_h1_event_type sk_h1_parse(struct sk_h1_parser *p, const char *buf, size_
  * means a message was cut short. The parser accepts nothing afterwards until reset. */
 enum sk_h1_event_type sk_h1_parse_eof(struct sk_h1_parser *p, struct sk_h1_event *ev);
 
+/* A method token's id (SK_H1_M_OTHER for any other token); HTTP/2 requests use it too. */
+enum sk_h1_method sk_h1_method_id(const char *s, size_t n);
+
 /* The first field named name (case-insensitive), or NULL. */
 const struct sk_h1_field *sk_h1_field_find(const struct sk_h1_field *fields, size_t n,
 					   const char *name);

@@ -315,18 +315,6 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 /* ---------------------------------------------------------------------------------- */
 /* what the streams call                                                               */
 
-/* Hop-by-hop fields of HTTP/1.1 that HTTP/2 forbids (RFC 9113 8.2.2). */
-static bool connection_specific(const char *n, size_t len)
-{
-	static const char *const names[] = { "connection", "keep-alive", "proxy-connection",
-					      "transfer-encoding", "upgrade", "te" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (len == strlen(names[i]) && strncasecmp(n, names[i], len) == 0)
-			return true;
-	return false;
-}
-
 void sk_h2_submit_head(struct sk_http_conn *hc, bool body)
 {
 	struct sk_h2_conn *h = hc->h2;
@@ -358,7 +346,7 @@ void sk_h2_submit_head(struct sk_http_conn *hc, bool body)
 		v = colon + 1;
 		while (v < eol && *v == ' ')
 			v++;
-		if (!connection_specific(p, (size_t)(colon - p)))
+		if (!sk_http_connection_specific(p, (size_t)(colon - p)))
 			nv[k++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)v, (size_t)(colon - p), (size_t)(eol - v),
 					       NGHTTP2_NV_FLAG_NONE };
 		p = memchr(eol, '\n', (size_t)(end - eol));

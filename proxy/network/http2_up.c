@@ -11,9 +11,6 @@
  * trailers (gRPC's grpc-status) in the last chunk, unless a content-length frames it.
  * Responses flow with nghttp2's automatic window updates. */
 #include <errno.h>
-#include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,9 +22,6 @@
 #include "proxy/network/http_internal.h"
 #include "proxy/server/workers.h"
 
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24
-#endif
 #define READ_CHUNK 16384
 #define POOL_IDLE_TIMEOUT 3600.0
 
@@ -232,13 +226,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 
 static bool skip_field(const struct sk_h1_field *f)
 {
-	static const char *const names[] = { "host", "connection", "keep-alive", "proxy-connection",
-					      "transfer-encoding", "upgrade", "te" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (f->name.len == strlen(names[i]) && strncasecmp(f->name.p, names[i], f->name.len) == 0)
-			return true;
-	return false;
+	return sk_http_connection_specific(f->name.p, f->name.len) ||
+	       (f->name.len == 4 && strncasecmp(f->name.p, "host", 4) == 0); /* :authority carries it */
 }
 
 static int submit_head(struct upconn *u, const struct sk_h1_head *hd)
@@ -494,7 +483,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void conn_destroy(struct sk_h2_up *h, bool local)
 {
 	struct sk_worker *w = h->w;
-	const struct sk_cluster_stats *st = &h->cluster->st;
 
 	for (struct sk_h2_up **p = &pool; *p != NULL; p = &(*p)->next)
 		if (*p == h) {
@@ -504,29 +492,13 @@ static void conn_destroy(struct sk_h2_up *h, bool local)
 	ev_io_stop(w->loop, &h->rio);
 	ev_io_stop(w->loop, &h->wio);
 	ev_timer_stop(w->loop, &h->timer);
-	if (h->fd >= 0)
-		close(h->fd);
-	if (h->connected_at > 0) {
-		double ms = (ev_now(w->loop) - h->connected_at) * 1000.0;
-
-		sk_stat_record(w->shard, st->upstream_cx_length_ms, ms > 0 ? (uint64_t)ms : 0);
-	}
-	atomic_fetch_sub(&h->cluster->active_cx, 1);
-	sk_stat_sub(w->shard, st->upstream_cx_active, 1);
-	sk_stat_inc(w->shard, st->upstream_cx_destroy);
-	sk_stat_inc(w->shard, local ? st->upstream_cx_destroy_local : st->upstream_cx_destroy_remote);
-	if (h->host)
-		atomic_fetch_sub(&h->host->cx_active, 1);
+	close(h->fd);
+	sk_http_up_count_close(w, h->cluster, h->host, h->connected_at, local);
 	nghttp2_session_del(h->s);
 	buf_free(&h->out);
 	sk_host_set_unref(h->hs);
 	sk_cluster_unref(h->cluster);
 	free(h);
-}
-
-static bool same_addr(const struct sk_addr *a, const struct sk_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
 /* A new connection to u's host; -errno, or -EBUSY when the circuit breaker is full. */
@@ -535,58 +507,39 @@ static struct sk_h2_up *conn_open(struct upconn *u, int *rc)
 	const struct sk_cluster_config *cc = u->cluster->config;
 	struct sk_worker *w = u->w;
 	struct sk_h2_up *h;
-	int one = 1;
+	int fd;
 
 	if (atomic_load(&u->cluster->active_cx) >= cc->cb[0].max_connections) {
 		*rc = -EBUSY;
 		return NULL;
 	}
+	if ((fd = sk_http_up_socket(cc, &u->addr)) < 0) {
+		*rc = fd;
+		return NULL;
+	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		close(fd);
 		*rc = -ENOMEM;
 		return NULL;
 	}
 	h->w = w;
+	h->fd = fd;
 	h->cluster = sk_cluster_ref(u->cluster);
 	h->hs = u->hs ? sk_host_set_ref(u->hs) : NULL;
 	h->host = u->host;
 	h->addr = u->addr;
-	h->fd = socket(u->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	ev_init(&h->rio, on_read);
-	ev_init(&h->wio, on_connect);
+	ev_io_init(&h->wio, on_connect, fd, EV_WRITE);
 	ev_init(&h->timer, on_timer);
 	h->rio.data = h->wio.data = h->timer.data = h;
-	atomic_fetch_add(&h->cluster->active_cx, 1);
-	sk_stat_inc(w->shard, h->cluster->st.upstream_cx_total);
-	sk_stat_inc(w->shard, h->cluster->st.upstream_cx_http2_total);
-	sk_stat_add(w->shard, h->cluster->st.upstream_cx_active, 1);
-	if (h->host) {
-		atomic_fetch_add(&h->host->cx_total, 1);
-		atomic_fetch_add(&h->host->cx_active, 1);
-	}
+	sk_http_up_count_open(w, h->cluster, h->host, true);
 	h->next = pool;
 	pool = h;
-	if (h->fd < 0) {
+	if (connect(fd, (const struct sockaddr *)&u->addr.ss, u->addr.len) < 0 && errno != EINPROGRESS) {
 		*rc = -errno;
 		conn_destroy(h, true);
 		return NULL;
 	}
-	if (u->addr.ss.ss_family != AF_UNIX)
-		setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (cc->has_bind && cc->bind.ss.ss_family == u->addr.ss.ss_family) {
-		setsockopt(h->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		setsockopt(h->fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
-		if (bind(h->fd, (const struct sockaddr *)&cc->bind.ss, cc->bind.len) < 0) {
-			*rc = -errno;
-			conn_destroy(h, true);
-			return NULL;
-		}
-	}
-	if (connect(h->fd, (const struct sockaddr *)&u->addr.ss, u->addr.len) < 0 && errno != EINPROGRESS) {
-		*rc = -errno;
-		conn_destroy(h, true);
-		return NULL;
-	}
-	ev_io_set(&h->wio, h->fd, EV_WRITE);
 	ev_io_start(w->loop, &h->wio);
 	ev_timer_set(&h->timer, cc->connect_timeout, 0.);
 	ev_timer_start(w->loop, &h->timer);
@@ -602,7 +555,7 @@ int sk_h2_up_attach(struct upconn *u)
 		uint32_t max = h->connected ? nghttp2_session_get_remote_settings(h->s,
 						NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) : 100;
 
-		if (h->cluster == u->cluster && !h->dead && same_addr(&h->addr, &u->addr) && h->n_streams < max &&
+		if (h->cluster == u->cluster && !h->dead && sk_http_same_addr(&h->addr, &u->addr) && h->n_streams < max &&
 		    (h->s == NULL || nghttp2_session_check_request_allowed(h->s)))
 			break;
 	}

@@ -166,12 +166,10 @@ static const char *reason_phrase(unsigned code)
 	}
 }
 
-/* Hop-by-hop fields (RFC 9110 7.6.1) and the framing skiff redoes: never copied through. */
+/* Hop-by-hop fields and the framing skiff redoes: never copied through. */
 static bool hop_by_hop(const char *n, size_t len)
 {
-	return ieq(n, len, "connection") || ieq(n, len, "keep-alive") || ieq(n, len, "proxy-connection") ||
-	       ieq(n, len, "transfer-encoding") || ieq(n, len, "te") || ieq(n, len, "upgrade") ||
-	       ieq(n, len, "content-length");
+	return sk_http_connection_specific(n, len) || ieq(n, len, "content-length");
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -272,6 +270,58 @@ static void idle_unlink(struct upconn *u)
 	n_idle--;
 }
 
+void sk_http_up_count_open(struct sk_worker *w, struct sk_cluster *cl, struct sk_host *host, bool http2)
+{
+	atomic_fetch_add(&cl->active_cx, 1);
+	sk_stat_inc(w->shard, cl->st.upstream_cx_total);
+	sk_stat_inc(w->shard, http2 ? cl->st.upstream_cx_http2_total : cl->st.upstream_cx_http1_total);
+	sk_stat_add(w->shard, cl->st.upstream_cx_active, 1);
+	if (host) {
+		atomic_fetch_add(&host->cx_total, 1);
+		atomic_fetch_add(&host->cx_active, 1);
+	}
+}
+
+/* local: we closed it (not the peer). connected_at: 0 when it never connected. */
+void sk_http_up_count_close(struct sk_worker *w, struct sk_cluster *cl, struct sk_host *host,
+			    double connected_at, bool local)
+{
+	const struct sk_cluster_stats *st = &cl->st;
+
+	if (connected_at > 0) {
+		double ms = (ev_now(w->loop) - connected_at) * 1000.0;
+
+		sk_stat_record(w->shard, st->upstream_cx_length_ms, ms > 0 ? (uint64_t)ms : 0);
+	}
+	atomic_fetch_sub(&cl->active_cx, 1);
+	sk_stat_sub(w->shard, st->upstream_cx_active, 1);
+	sk_stat_inc(w->shard, st->upstream_cx_destroy);
+	sk_stat_inc(w->shard, local ? st->upstream_cx_destroy_local : st->upstream_cx_destroy_remote);
+	if (host)
+		atomic_fetch_sub(&host->cx_active, 1);
+}
+
+int sk_http_up_socket(const struct sk_cluster_config *cc, const struct sk_addr *addr)
+{
+	int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	if (addr->ss.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cc->has_bind && cc->bind.ss.ss_family == addr->ss.ss_family) {
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&cc->bind.ss, cc->bind.len) < 0) {
+			int err = errno;
+
+			close(fd);
+			return -err;
+		}
+	}
+	return fd;
+}
+
 /* Closes u and undoes its counts. local: we closed it (not the peer). */
 static void up_destroy(struct upconn *u, bool local)
 {
@@ -288,21 +338,8 @@ static void up_destroy(struct upconn *u, bool local)
 	buf_free(&u->rtrailers);
 	if (u->fd >= 0)
 		close(u->fd);
-	if (u->counted) {
-		const struct sk_cluster_stats *st = &u->cluster->st;
-
-		if (u->connected_at > 0) {
-			double ms = (ev_now(w->loop) - u->connected_at) * 1000.0;
-
-			sk_stat_record(w->shard, st->upstream_cx_length_ms, ms > 0 ? (uint64_t)ms : 0);
-		}
-		atomic_fetch_sub(&u->cluster->active_cx, 1);
-		sk_stat_sub(w->shard, st->upstream_cx_active, 1);
-		sk_stat_inc(w->shard, st->upstream_cx_destroy);
-		sk_stat_inc(w->shard, local ? st->upstream_cx_destroy_local : st->upstream_cx_destroy_remote);
-		if (u->host)
-			atomic_fetch_sub(&u->host->cx_active, 1);
-	}
+	if (u->counted)
+		sk_http_up_count_close(w, u->cluster, u->host, u->connected_at, local);
 	sk_host_set_unref(u->hs);
 	sk_cluster_unref(u->cluster);
 	sk_h1_parser_free(u->rp);
@@ -344,7 +381,6 @@ static void pool_put(struct upconn *u)
 	struct sk_worker *w = u->w;
 
 	u->hc = NULL;
-	ev_io_stop(w->loop, &u->rio);
 	ev_io_stop(w->loop, &u->wio);
 	ev_timer_stop(w->loop, &u->timer);
 	if (n_idle >= MAX_IDLE_PER_WORKER) {
@@ -354,9 +390,11 @@ static void pool_put(struct upconn *u)
 	/* an idle connection keeps no buffer */
 	buf_free(&u->in);
 	buf_free(&u->out);
-	ev_io_init(&u->rio, on_idle_event, u->fd, EV_READ);
-	u->rio.data = u;
-	ev_io_start(w->loop, &u->rio);
+	/* the read watcher stays armed (only its callback changes): stopping and starting it
+	 * again would cost epoll_ctl calls on every request */
+	ev_set_cb(&u->rio, on_idle_event);
+	if (!ev_is_active(&u->rio))
+		ev_io_start(w->loop, &u->rio);
 	ev_timer_init(&u->timer, on_idle_timeout, SK_HTTP_POOL_IDLE_TIMEOUT, 0.);
 	u->timer.data = u;
 	ev_timer_start(w->loop, &u->timer);
@@ -367,21 +405,15 @@ static void pool_put(struct upconn *u)
 	n_idle++;
 }
 
-static bool same_addr(const struct sk_addr *a, const struct sk_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
 static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr)
 {
 	for (struct upconn *u = idle_list; u != NULL; u = u->next) {
-		if (u->cluster == cl && same_addr(&u->addr, addr)) {
+		if (u->cluster == cl && sk_http_same_addr(&u->addr, addr)) {
 			idle_unlink(u);
-			ev_io_stop(u->w->loop, &u->rio);
 			ev_timer_stop(u->w->loop, &u->timer);
-			ev_io_init(&u->rio, on_up_read, u->fd, EV_READ);
+			ev_set_cb(&u->rio, on_up_read); /* still armed: see pool_put */
 			ev_init(&u->timer, on_up_connect_timeout);
-			u->rio.data = u->timer.data = u;
+			u->timer.data = u;
 			u->reused = true;
 			return u;
 		}
@@ -391,9 +423,9 @@ static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr
 
 void sk_http_pool_close_all(struct sk_worker *w)
 {
-	sk_h2_up_close_all(w);
 	struct upconn *u = idle_list, *next;
 
+	sk_h2_up_close_all(w);
 	for (; u != NULL; u = next) {
 		next = u->next;
 		if (u->w != w)
@@ -1248,7 +1280,7 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	struct sk_worker *w = hc->w;
 	const struct sk_cluster_config *cc = cl->config;
 	struct upconn *u;
-	int fd, one = 1;
+	int fd;
 
 	if (atomic_load(&cl->active_cx) >= cc->cb[0].max_connections) {
 		sk_stat_inc(w->shard, cl->st.upstream_cx_overflow);
@@ -1280,31 +1312,14 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 		local_reply(hc, 503, "UF", "out of memory", NULL);
 		return NULL;
 	}
-	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = sk_http_up_socket(cc, addr);
 	if (fd < 0) {
-		up_connect_failed(hc, false, errno);
+		up_connect_failed(hc, false, -fd);
 		return NULL;
 	}
 	u->fd = fd;
-	if (addr->ss.ss_family != AF_UNIX)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (cc->has_bind && cc->bind.ss.ss_family == addr->ss.ss_family) {
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&cc->bind.ss, cc->bind.len) < 0) {
-			up_connect_failed(hc, false, errno);
-			return NULL;
-		}
-	}
-	atomic_fetch_add(&cl->active_cx, 1);
+	sk_http_up_count_open(w, cl, host, false);
 	u->counted = true;
-	sk_stat_inc(w->shard, cl->st.upstream_cx_total);
-	sk_stat_inc(w->shard, cl->st.upstream_cx_http1_total);
-	sk_stat_add(w->shard, cl->st.upstream_cx_active, 1);
-	if (host) {
-		atomic_fetch_add(&host->cx_total, 1);
-		atomic_fetch_add(&host->cx_active, 1);
-	}
 	if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 && errno != EINPROGRESS) {
 		up_connect_failed(hc, false, errno);
 		return NULL;
@@ -1877,7 +1892,7 @@ static void forward(struct sk_http_conn *hc)
 				bool seen = false;
 
 				for (i = 0; i < hc->n_tried && !seen; i++)
-					seen = same_addr(&hc->tried[i], &host->addr);
+					seen = sk_http_same_addr(&hc->tried[i], &host->addr);
 				if (!seen)
 					break;
 				h = hc->has_hash ? hc->hash + a * 0x9E3779B97F4A7C15ull : rnd();
@@ -2925,20 +2940,6 @@ int sk_http_stream_header(struct sk_http_conn *hc, const uint8_t *name, size_t n
 	return 0;
 }
 
-static enum sk_h1_method method_id(struct sk_h1_slice m)
-{
-	static const struct { const char *name; enum sk_h1_method id; } known[] = {
-		{ "GET", SK_H1_M_GET }, { "HEAD", SK_H1_M_HEAD }, { "POST", SK_H1_M_POST },
-		{ "PUT", SK_H1_M_PUT }, { "DELETE", SK_H1_M_DELETE }, { "CONNECT", SK_H1_M_CONNECT },
-		{ "OPTIONS", SK_H1_M_OPTIONS }, { "TRACE", SK_H1_M_TRACE }, { "PATCH", SK_H1_M_PATCH },
-	};
-
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (m.len == strlen(known[i].name) && memcmp(m.p, known[i].name, m.len) == 0)
-			return known[i].id;
-	return SK_H1_M_OTHER;
-}
-
 void sk_http_stream_request(struct sk_http_conn *hc, bool end)
 {
 	const char *base = hc->head.p ? hc->head.p : "";
@@ -2971,7 +2972,7 @@ void sk_http_stream_request(struct sk_http_conn *hc, bool end)
 	hc->h2_headers_done = true;
 	if (hc->authority.p == NULL)
 		hc->authority = host;
-	hc->method_id = method_id(hc->method);
+	hc->method_id = sk_h1_method_id(hc->method.p ? hc->method.p : "", hc->method.len);
 	hc->req_framing = end ? SK_H1_BODY_NONE : has_length ? SK_H1_BODY_LENGTH : SK_H1_BODY_CHUNKED;
 	hc->h2_end_in = end;
 	hc->path_buf.off = hc->path_buf.len = 0;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ev.h>
 
@@ -232,6 +233,32 @@ struct sk_http_conn {
 	ev_timer fault_timer;
 };
 
+
+/* The connection-specific fields of HTTP/1.1 (RFC 9110 7.6.1) that HTTP/2 forbids
+ * (RFC 9113 8.2.2): never forwarded as they came. */
+static inline bool sk_http_connection_specific(const char *n, size_t len)
+{
+	static const char *const names[] = { "connection", "keep-alive", "proxy-connection",
+					      "transfer-encoding", "upgrade", "te" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (len == strlen(names[i]) && strncasecmp(n, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+static inline bool sk_http_same_addr(const struct sk_addr *a, const struct sk_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* http_conn.c, for both upstream codecs: a non-blocking socket for a connection to addr
+ * (TCP_NODELAY, the cluster's upstream_bind_config), not yet connected; -errno on failure.
+ * The counts of a connection's life (upstream_cx_*, the cluster's and host's actives). */
+int sk_http_up_socket(const struct sk_cluster_config *cc, const struct sk_addr *addr);
+void sk_http_up_count_open(struct sk_worker *w, struct sk_cluster *cl, struct sk_host *host, bool http2);
+void sk_http_up_count_close(struct sk_worker *w, struct sk_cluster *cl, struct sk_host *host,
+			    double connected_at, bool local);
 
 /* http_conn.c, for the HTTP/2 codec: the life of a stream. */
 struct sk_http_conn *sk_http_stream_new(struct sk_conn *c, struct sk_h2_conn *h2, int32_t id, uint32_t limit);
