@@ -55,7 +55,7 @@ json_t *sk_config_text_parse(const char *text, size_t len, bool yaml, char *err,
 	return j;
 }
 
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+char *sk_file_read(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -72,9 +72,9 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 			char *grown;
 
 			cap = cap ? cap * 2 : 65536;
-			grown = cap <= BOOTSTRAP_MAX_BYTES ? realloc(buf, cap) : NULL;
+			grown = cap <= max ? realloc(buf, cap) : NULL;
 			if (grown == NULL) {
-				errf(err, errlen, "%s: larger than %u bytes", path, BOOTSTRAP_MAX_BYTES);
+				errf(err, errlen, "%s: larger than %zu bytes", path, max);
 				free(buf);
 				fclose(f);
 				return NULL;
@@ -145,7 +145,7 @@ int sk_bootstrap_load(const struct sk_bootstrap_load_opts *opts, sk_bootstrap_pb
 		return errf(err, errlen, "no bootstrap: give -c FILE and/or --config-yaml");
 	if (opts->path != NULL) {
 		size_t len;
-		char *text = read_file(opts->path, &len, err, errlen);
+		char *text = sk_file_read(opts->path, BOOTSTRAP_MAX_BYTES, &len, err, errlen);
 
 		if (text == NULL)
 			return -EINVAL;

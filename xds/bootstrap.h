@@ -28,6 +28,10 @@ int sk_bootstrap_load(const struct sk_bootstrap_load_opts *opts, sk_bootstrap_pb
 /* Semantic checks (names, addresses, cluster types, ADS references). 0 or -EINVAL. */
 int sk_bootstrap_validate(const sk_bootstrap_pb *b, char *err, size_t errlen);
 
+/* A whole file, NUL-terminated (*len without the NUL); NULL with err ("PATH: cannot open:
+ * ...", "PATH: larger than MAX bytes", "PATH: read error"). The caller frees it. */
+char *sk_file_read(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
 /* Parses text as JSON, or as YAML when it is not JSON (or when yaml is true). */
 json_t *sk_config_text_parse(const char *text, size_t len, bool yaml, char *err, size_t errlen);
 

@@ -44,34 +44,6 @@ static int failf(struct loader *l, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL, *grown;
-	size_t cap = 0, n = 0, got;
-
-	if (f == NULL)
-		return NULL;
-	do {
-		if (n + 65536 + 1 > cap) {
-			cap = cap ? cap * 2 : 131072;
-			grown = cap <= STORE_MAX_FILE ? realloc(buf, cap) : NULL;
-			if (grown == NULL) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = grown;
-		}
-		got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-	} while (got > 0);
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 /* Appends one resource (takes ownership of bytes). */
 static int add(struct loader *l, const char *type_url, const char *name, uint8_t *bytes, size_t len)
 {
@@ -218,13 +190,16 @@ static int load_file(struct loader *l, const char *path)
 	size_t len = 0, plen = strlen(path);
 	bool yaml = (plen > 5 && strcasecmp(path + plen - 5, ".yaml") == 0) ||
 		    (plen > 4 && strcasecmp(path + plen - 4, ".yml") == 0);
-	char *text = read_all(path, &len), msg[512];
+	char *text, msg[512];
 	json_t *j;
 	int rc;
 
 	l->file = path;
-	if (text == NULL)
-		return failf(l, "cannot read: %s", strerror(errno ? errno : EIO));
+	text = sk_file_read(path, STORE_MAX_FILE, &len, msg, sizeof(msg));
+	if (text == NULL) {
+		snprintf(l->err, l->errlen, "%s", msg);
+		return -EINVAL;
+	}
 	j = sk_config_text_parse(text, len, yaml, msg, sizeof(msg));
 	free(text);
 	if (j == NULL)
