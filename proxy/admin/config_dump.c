@@ -12,6 +12,7 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/server/server.h"
+#include "proxy/server/xds_config.h"
 #include "xds/pbjson.h"
 
 #define ADMIN_TYPE "type.googleapis.com/envoy.admin.v3."
@@ -128,6 +129,8 @@ static json_t *build_dump(const struct sk_server *s, bool include_eds)
 	for (i = 0; sr && i < sr->n_clusters; i++)
 		json_array_append_new(arr, static_entry("cluster", &sr->clusters[i]->base, at));
 	json_object_set_new(o, "static_clusters", arr);
+	if (s->xds)
+		sk_xds_config_dump(s->xds, SK_XDS_DUMP_CLUSTERS, o);
 	json_array_append_new(configs, o);
 
 	if (include_eds) {
@@ -139,6 +142,8 @@ static json_t *build_dump(const struct sk_server *s, bool include_eds)
 									&sr->clusters[i]->load_assignment->base,
 									at));
 		json_object_set_new(o, "static_endpoint_configs", arr);
+		if (s->xds)
+			sk_xds_config_dump(s->xds, SK_XDS_DUMP_ENDPOINTS, o);
 		json_array_append_new(configs, o);
 	}
 
@@ -147,12 +152,16 @@ static json_t *build_dump(const struct sk_server *s, bool include_eds)
 	for (i = 0; sr && i < sr->n_listeners; i++)
 		json_array_append_new(arr, static_entry("listener", &sr->listeners[i]->base, at));
 	json_object_set_new(o, "static_listeners", arr);
+	if (s->xds)
+		sk_xds_config_dump(s->xds, SK_XDS_DUMP_LISTENERS, o);
 	json_array_append_new(configs, o);
 
 	json_array_append_new(configs, typed("ScopedRoutesConfigDump"));
 
 	o = typed("RoutesConfigDump");
 	json_object_set_new(o, "static_route_configs", static_routes(sr, at));
+	if (s->xds)
+		sk_xds_config_dump(s->xds, SK_XDS_DUMP_ROUTES, o);
 	json_array_append_new(configs, o);
 
 	o = typed("SecretsConfigDump");

@@ -260,7 +260,7 @@ static void host_text(FILE *f, const char *cluster, const struct sk_host *h)
 	fprintf(f, "%s::%s::rq_active::0\n%s::%s::rq_error::0\n%s::%s::rq_success::0\n"
 		   "%s::%s::rq_timeout::0\n%s::%s::rq_total::0\n", cluster, k, cluster, k, cluster, k,
 		cluster, k, cluster, k);
-	fprintf(f, "%s::%s::hostname::%s\n", cluster, k, h->hostname);
+	fprintf(f, "%s::%s::hostname::%s\n", cluster, k, h->hostname ? h->hostname : "");
 	fprintf(f, "%s::%s::health_flags::%s\n", cluster, k, health_flags(h->health));
 	fprintf(f, "%s::%s::weight::%u\n", cluster, k, h->weight);
 	fprintf(f, "%s::%s::region::\n%s::%s::zone::\n%s::%s::sub_zone::\n", cluster, k, cluster, k,
@@ -303,7 +303,7 @@ static json_t *host_json(const struct sk_host *h)
 	json_object_set_new(hs, "eds_health_status", json_string(eds_health(h->health)));
 	json_object_set_new(o, "health_status", hs);
 	json_object_set_new(o, "weight", json_integer(h->weight));
-	if (h->hostname[0])
+	if (h->hostname && h->hostname[0])
 		json_object_set_new(o, "hostname", json_string(h->hostname));
 	json_object_set_new(o, "priority", json_integer(h->priority));
 	return o;
@@ -330,7 +330,7 @@ static void clusters(const struct sk_admin_request *req, struct sk_admin_respons
 			fprintf(f, "%s::observability_name::%s\n", cc->name, cc->stat_name);
 			print_thresholds(f, cc, 0, "default_priority");
 			print_thresholds(f, cc, 1, "high_priority");
-			fprintf(f, "%s::added_via_api::false\n", cc->name);
+			fprintf(f, "%s::added_via_api::%s\n", cc->name, c->added_via_api ? "true" : "false");
 			for (k = 0; hs && k < hs->n_hosts; k++)
 				host_text(f, cc->name, &hs->hosts[k]);
 		} else {
@@ -340,6 +340,8 @@ static void clusters(const struct sk_admin_request *req, struct sk_admin_respons
 				json_array_append_new(hosts, host_json(&hs->hosts[k]));
 			json_object_set_new(st, "name", json_string(cc->name));
 			json_object_set_new(st, "observability_name", json_string(cc->stat_name));
+			if (c->added_via_api)
+				json_object_set_new(st, "added_via_api", json_true());
 			json_object_set_new(st, "host_statuses", hosts);
 			json_array_append_new(statuses, st);
 		}

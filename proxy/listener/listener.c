@@ -54,6 +54,8 @@ struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_st
 
 	if (l == NULL)
 		return NULL;
+	atomic_init(&l->refcnt, 1);
+	atomic_init(&l->draining, false);
 	l->cfg = cfg;
 	l->chain_st = calloc(cfg->n_chains + 1, sizeof(*l->chain_st));
 	l->chain_hst = calloc(cfg->n_chains + 1, sizeof(*l->chain_hst));
@@ -94,7 +96,7 @@ struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_st
 	return l;
 }
 
-static int bind_one(const struct sk_addr *a, bool reuseport, char *err, size_t errlen)
+static int bind_one(const struct sk_addr *a, bool reuseport, bool listen_now, char *err, size_t errlen)
 {
 	char text[SK_ADDR_TEXT_MAX];
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1, e;
@@ -114,7 +116,7 @@ static int bind_one(const struct sk_addr *a, bool reuseport, char *err, size_t e
 	} else {
 		unlink(((const struct sockaddr_un *)&a->ss)->sun_path);
 	}
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 1024) < 0) {
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || (listen_now && listen(fd, SK_LISTEN_BACKLOG) < 0)) {
 		e = errno;
 		snprintf(err, errlen, "cannot bind '%s': %s", text, strerror(e));
 		close(fd);
@@ -123,7 +125,7 @@ static int bind_one(const struct sk_addr *a, bool reuseport, char *err, size_t e
 	return fd;
 }
 
-int sk_listener_bind(struct sk_listener *l, uint32_t n, char *err, size_t errlen)
+int sk_listener_bind(struct sk_listener *l, uint32_t n, bool listen_now, char *err, size_t errlen)
 {
 	struct sk_addr a = l->cfg->addr;
 	bool pipe = a.ss.ss_family == AF_UNIX;
@@ -143,7 +145,7 @@ int sk_listener_bind(struct sk_listener *l, uint32_t n, char *err, size_t errlen
 	for (i = 0; i < n; i++)
 		l->fds[i] = -1;
 	for (i = 0; i < n; i++) {
-		int fd = pipe && i > 0 ? l->fds[0] : bind_one(&a, true, err, errlen);
+		int fd = pipe && i > 0 ? l->fds[0] : bind_one(&a, true, listen_now, err, errlen);
 
 		if (fd < 0)
 			return fd;
@@ -157,14 +159,42 @@ int sk_listener_bind(struct sk_listener *l, uint32_t n, char *err, size_t errlen
 		}
 	}
 	l->bound = true;
+	l->listening = listen_now;
 	return 0;
 }
 
-void sk_listener_free(struct sk_listener *l)
+int sk_listener_listen(struct sk_listener *l, char *err, size_t errlen)
+{
+	char text[SK_ADDR_TEXT_MAX];
+
+	if (!l->bound || l->listening)
+		return 0;
+	for (uint32_t i = 0; i < l->n_fds; i++) {
+		if (l->fds[i] < 0 || (i > 0 && l->fds[i] == l->fds[0]))
+			continue;
+		if (listen(l->fds[i], SK_LISTEN_BACKLOG) < 0) {
+			int e = errno;
+
+			sk_addr_format(&l->cfg->addr, text, sizeof(text));
+			snprintf(err, errlen, "cannot listen on '%s': %s", text, strerror(e));
+			return -e;
+		}
+	}
+	l->listening = true;
+	return 0;
+}
+
+struct sk_listener *sk_listener_ref(struct sk_listener *l)
+{
+	atomic_fetch_add_explicit(&l->refcnt, 1, memory_order_relaxed);
+	return l;
+}
+
+void sk_listener_unref(struct sk_listener *l)
 {
 	uint32_t i;
 
-	if (l == NULL)
+	if (l == NULL || atomic_fetch_sub_explicit(&l->refcnt, 1, memory_order_acq_rel) != 1)
 		return;
 	for (i = 0; i < l->n_fds; i++)
 		if (l->fds[i] >= 0 && (i == 0 || l->fds[i] != l->fds[0]))

@@ -1,10 +1,13 @@
 /* listener: a listener at run time — its translated config, its stats, the sockets the main
  * thread bound for it — and the per-connection work on a worker: accept, original_dst,
  * the inspectors, filter-chain selection, then the chain's network filter.
- * sk_listener objects belong to one snapshot. Connections belong to their worker. */
+ * sk_listener objects are refcounted: every snapshot that holds one keeps a reference (an
+ * LDS update that leaves a listener unchanged passes it on). Connections belong to their
+ * worker. */
 #ifndef SKIFF_PROXY_LISTENER_LISTENER_H
 #define SKIFF_PROXY_LISTENER_LISTENER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,6 +40,7 @@ struct sk_tcp_stats {
 };
 
 struct sk_listener {
+	atomic_uint refcnt;
 	struct sk_listener_config *cfg;     /* owned */
 	struct sk_listener_stats st;
 	struct sk_tcp_stats *chain_st;      /* per chain; [n_chains] is the default chain's */
@@ -44,17 +48,28 @@ struct sk_listener {
 	int *fds;                           /* per worker, -1 when not bound (main thread) */
 	uint32_t n_fds;
 	bool bound;
+	bool listening;                     /* listen() was called on the sockets */
+	/* Set when an update replaced or removed it: its connections are draining (HTTP/1.1
+	 * answers with connection: close, HTTP/2 sends GOAWAY) until the drain time ends. */
+	atomic_bool draining;
 };
 
-/* Builds the run-time listener (stats registered), taking ownership of cfg. */
+/* Builds the run-time listener (stats registered), taking ownership of cfg; one reference. */
 struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_stats_store *stats);
+struct sk_listener *sk_listener_ref(struct sk_listener *l);
 /* Binds the listener's sockets for n workers: SO_REUSEPORT sockets, one per worker, for IP
  * addresses; one shared socket for a pipe. Returns 0 or -errno with err ("cannot bind
  * '0.0.0.0:15001': Address already in use"). Listeners that do not bind (bind_to_port:
  * false) or that skiff cannot serve yet are left unbound (0). */
-int sk_listener_bind(struct sk_listener *l, uint32_t n_workers, char *err, size_t errlen);
-/* Closes what the main thread still holds of the sockets (after workers took theirs). */
-void sk_listener_free(struct sk_listener *l);
+int sk_listener_bind(struct sk_listener *l, uint32_t n_workers, bool listen_now, char *err, size_t errlen);
+/* Starts listening on sockets bound without listen_now (a listener that warmed: until then
+ * connections to its address are refused, as in Envoy). Returns 0 or -errno with err. */
+int sk_listener_listen(struct sk_listener *l, char *err, size_t errlen);
+
+#define SK_LISTEN_BACKLOG 1024
+/* Drops a reference; the last one closes what the main thread still holds of the sockets
+ * (after workers took theirs) and frees. NULL: no-op. */
+void sk_listener_unref(struct sk_listener *l);
 
 /* One downstream connection on a worker. */
 struct sk_conn {

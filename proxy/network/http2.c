@@ -46,7 +46,7 @@ struct sk_h2_conn {
 	struct buf out;                 /* frames not yet written */
 	struct sk_http_conn *streams;   /* open streams */
 	uint32_t limit;
-	bool in_recv, in_flush, again, dead;
+	bool in_recv, in_flush, again, dead, goaway;
 	/* flood accounting (Envoy's rules) */
 	uint32_t empty_frames;          /* consecutive frames without payload */
 	uint64_t priority_frames, window_updates, data_sent, streams_opened;
@@ -315,6 +315,23 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 /* ---------------------------------------------------------------------------------- */
 /* what the streams call                                                               */
 
+void sk_h2_drain(struct sk_h2_conn *h)
+{
+	if (h->goaway)
+		return;
+	h->goaway = true;
+	nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s),
+			      NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+void sk_h2_conn_drain(struct sk_conn *c)
+{
+	if (c->h2 == NULL || c->h2->dead)
+		return;
+	sk_h2_drain(c->h2);
+	h2_flush(c->h2);
+}
+
 void sk_h2_submit_head(struct sk_http_conn *hc, bool body)
 {
 	struct sk_h2_conn *h = hc->h2;
@@ -527,10 +544,16 @@ static void on_idle(struct ev_loop *loop, ev_timer *t, int revents)
 	h2_flush(h);
 }
 
+static _Thread_local nghttp2_session_callbacks *cb;
+
+void sk_h2_thread_cleanup(void)
+{
+	nghttp2_session_callbacks_del(cb);
+	cb = NULL;
+}
+
 static nghttp2_session_callbacks *callbacks(void)
 {
-	static _Thread_local nghttp2_session_callbacks *cb;
-
 	if (cb == NULL && nghttp2_session_callbacks_new(&cb) == 0) {
 		nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 		nghttp2_session_callbacks_set_on_header_callback(cb, on_header);

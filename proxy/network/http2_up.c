@@ -20,6 +20,7 @@
 
 #include "proxy/log/log.h"
 #include "proxy/network/http_internal.h"
+#include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 
 #define READ_CHUNK 16384
@@ -395,10 +396,16 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 	flush(h);
 }
 
+static _Thread_local nghttp2_session_callbacks *cb;
+
+void sk_h2_up_thread_cleanup(void)
+{
+	nghttp2_session_callbacks_del(cb);
+	cb = NULL;
+}
+
 static nghttp2_session_callbacks *callbacks(void)
 {
-	static _Thread_local nghttp2_session_callbacks *cb;
-
 	if (cb == NULL && nghttp2_session_callbacks_new(&cb) == 0) {
 		nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 		nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
@@ -589,6 +596,19 @@ void sk_h2_up_detach(struct upconn *u)
 	}
 	unlink_stream(u);
 	flush(h);
+}
+
+void sk_h2_up_retire(struct sk_worker *w, const struct sk_snapshot *snap)
+{
+	struct sk_h2_up *h = pool, *next;
+
+	for (; h != NULL; h = next) {
+		next = h->next;
+		if (h->w != w || h->n_streams > 0 || sk_snapshot_cluster(snap, h->cluster->config->name) == h->cluster)
+			continue;
+		h->dead = true;
+		conn_destroy(h, true);
+	}
 }
 
 void sk_h2_up_close_all(struct sk_worker *w)

@@ -16,9 +16,14 @@
  * only after a complete exchange (request written whole, response read whole, no stray
  * bytes, both sides willing to keep it alive).
  *
- * Retries follow the route's retry_policy as Envoy's router does for HTTP/1.1 (maybe_retry):
- * connect failures, resets (the upstream closed before answering), per-try timeouts and
- * retriable responses (5xx, gateway-error, retriable-4xx, retriable-status-codes) are retried
+ * Retries follow the route's retry_policy as Envoy's router does for HTTP/1.1 (maybe_retry),
+ * merged with the request's x-envoy-retry-on / -retry-grpc-on / -max-retries /
+ * -retriable-status-codes / -retriable-header-names / -upstream-rq-timeout-ms /
+ * -upstream-rq-per-try-timeout-ms headers when the request is internal (retry_begin,
+ * proxy/http/retry.c; those headers never go upstream): connect failures, resets (the
+ * upstream closed before answering; reset-before-request only when no request byte of the try
+ * went out), per-try timeouts and retriable responses (5xx, gateway-error, retriable-4xx,
+ * retriable-status-codes, retriable-headers, gRPC statuses) are retried
  * up to num_retries after a jittered exponential back-off, with the previous_hosts predicate
  * re-picking up to host_selection_retry_max_attempts times, within the cluster's max_retries
  * circuit breaker. Only before any response byte went downstream, with the request whole and
@@ -28,15 +33,16 @@
  * upstream is sent again once on a new connection (not a policy retry).
  * hash_policy (header, cookie, query_parameter, source_ip; terminal) feeds RING_HASH/MAGLEV.
  * envoy.filters.http.fault: delay then abort, per route or at filter level (fault_begin).
+ * envoy.filters.http.cors: preflights answered, Access-Control-* on responses (cors_begin,
+ * cors_response_headers; the decision is proxy/http/cors.c).
  *
  * Upgrades (upgrade_configs, websocket): the request goes upstream with its Upgrade; a 101
  * turns both sides into a raw tunnel (tunnel_begin); anything else is answered and closes.
  * HTTP/2 downstream: each stream is an sk_http_conn driven by http2.c (h2 set); the code
  * below is shared, the emit_* functions choose the framing.
  *
- * Not yet: HTTP/2 upstream, request mirroring, circuit breakers other than max_connections
- * and max_retries, retry_on retriable-headers / the x-envoy-retry-on request headers, fault
- * configs at weighted-cluster level, CORS. */
+ * Not yet: request mirroring, circuit breakers other than max_connections and max_retries,
+ * fault configs at weighted-cluster level, CORS policies at weighted-cluster level. */
 #include "proxy/network/http_conn.h"
 
 #include <errno.h>
@@ -230,6 +236,8 @@ void sk_http_stats_register(struct sk_http_stats *t, struct sk_stats_store *st, 
 	t->h2_streams_active = sk_stats_gauge(st, "http2.streams_active", SK_GAUGE_SUM);
 	t->fault_aborts_injected = sk_stats_counterf(st, "http.%s.fault.aborts_injected", prefix);
 	t->fault_delays_injected = sk_stats_counterf(st, "http.%s.fault.delays_injected", prefix);
+	t->cors_origin_valid = sk_stats_counterf(st, "http.%s.cors.origin_valid", prefix);
+	t->cors_origin_invalid = sk_stats_counterf(st, "http.%s.cors.origin_invalid", prefix);
 	for (int k = 1; k <= 5; k++)
 		t->downstream_rq_class[k] = sk_stats_counterf(st, "http.%s.downstream_rq_%dxx", prefix, k);
 	{
@@ -421,6 +429,20 @@ static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr
 	return NULL;
 }
 
+void sk_http_pool_retire(struct sk_worker *w, const struct sk_snapshot *snap)
+{
+	struct upconn *u = idle_list, *next;
+
+	sk_h2_up_retire(w, snap);
+	for (; u != NULL; u = next) {
+		next = u->next;
+		if (u->w != w || sk_snapshot_cluster(snap, u->cluster->config->name) == u->cluster)
+			continue;
+		idle_unlink(u);
+		up_destroy(u, true);
+	}
+}
+
 void sk_http_pool_close_all(struct sk_worker *w)
 {
 	struct upconn *u = idle_list, *next;
@@ -521,6 +543,24 @@ static void emit_end(struct sk_http_conn *hc)
 	}
 }
 
+static void cors_emit(void *ctx, const char *name, const char *value, size_t len)
+{
+	struct buf *b = ctx;
+
+	appends(b, name);
+	appends(b, ": ");
+	append(b, value, len);
+	appends(b, "\r\n");
+}
+
+/* envoy.filters.http.cors on a response head being built in out: the Access-Control-*
+ * headers its decision calls for (none unless this request was a CORS request). */
+static void cors_response_headers(struct sk_http_conn *hc, struct buf *out)
+{
+	if (hc->cfg->cors && hc->cors.cors_request)
+		sk_cors_headers(&hc->cors, hc->cors.preflight, cors_emit, out);
+}
+
 /* Local reply (Envoy's sendLocalReply): status, a text body, the response header mutations
  * of the route when there is one. The stream's response is complete afterwards. */
 static void local_reply(struct sk_http_conn *hc, unsigned code, const char *flags, const char *body,
@@ -552,6 +592,7 @@ static void local_reply(struct sk_http_conn *hc, unsigned code, const char *flag
 		appends(&hc->resp_head, "content-length: 0\r\n");
 	if (hc->cfg->server_header != SK_SERVER_PASS_THROUGH)
 		appendf(&hc->resp_head, "server: %s\r\n", hc->cfg->server_name);
+	cors_response_headers(hc, &hc->resp_head);
 	if (hc->close_after)
 		appends(&hc->resp_head, "connection: close\r\n");
 	appends(&hc->resp_head, "\r\n");
@@ -882,6 +923,8 @@ static void stream_begin(struct sk_http_conn *hc)
 	hc->rx_body = hc->tx_body = 0;
 	hc->service_ms = 0;
 	hc->rp = NULL;
+	hc->internal = hc->try_sent = false;
+	memset(&hc->cors, 0, sizeof(hc->cors));
 	hc->retries = 0;
 	hc->body_ok = true;
 	hc->retry_exhausted = hc->retry_held = hc->retrying = hc->has_hash = false;
@@ -966,6 +1009,9 @@ static void stream_end(struct sk_http_conn *hc)
 	if (cfg->max_requests_per_connection && hc->n_requests >= cfg->max_requests_per_connection)
 		hc->close_after = true;
 	hc->route = NULL;
+	sk_snapshot_unref(hc->snap);
+	hc->snap = NULL;
+	hc->rds = NULL;
 	hc->n_fields = 0;
 	hc->method.p = hc->path.p = hc->authority.p = NULL;
 	if (hc->close_after && pending(&hc->dout) == 0)
@@ -1112,21 +1158,26 @@ static void on_up_write(struct ev_loop *loop, ev_io *io, int revents);
 
 enum try_failure { TRY_CONNECT_FAILURE, TRY_RESET, TRY_TIMEOUT, TRY_STATUS };
 
-static bool retriable_status(const struct sk_retry_policy *rp, unsigned status)
+/* Whether the upstream's response head h is one the retry policy retries (status, retriable
+ * headers, gRPC status, x-envoy-ratelimited: sk_retry_response_retriable). */
+static bool retriable_response(const struct sk_http_conn *hc, const struct sk_h1_head *h)
 {
-	uint32_t on = rp->retry_on;
+	struct sk_http_header local[32], *view = local;
+	struct sk_route_request resp = {0};
+	bool retry;
 
-	if ((on & SK_RETRY_5XX) && status >= 500)
-		return true;
-	if ((on & SK_RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
-		return true;
-	if ((on & SK_RETRY_RETRIABLE_4XX) && status == 409)
-		return true;
-	if (on & SK_RETRY_RETRIABLE_STATUS_CODES)
-		for (size_t i = 0; i < rp->n_status_codes; i++)
-			if (rp->status_codes[i] == status)
-				return true;
-	return false;
+	if (h->n_fields > sizeof(local) / sizeof(local[0]) && (view = malloc(h->n_fields * sizeof(*view))) == NULL)
+		return false;
+	for (size_t i = 0; i < h->n_fields; i++) {
+		view[i].name = (struct sk_slice){h->fields[i].name.p, h->fields[i].name.len};
+		view[i].value = (struct sk_slice){h->fields[i].value.p, h->fields[i].value.len};
+	}
+	resp.headers = view;
+	resp.n_headers = h->n_fields;
+	retry = sk_retry_response_retriable(&hc->rr, (unsigned)h->status, &resp);
+	if (view != local)
+		free(view);
+	return retry;
 }
 
 /* A try failed (its connection is still hc->u, or NULL). When the policy wants a retry and
@@ -1148,14 +1199,18 @@ static bool maybe_retry(struct sk_http_conn *hc, enum try_failure why, unsigned 
 	on = rp->retry_on;
 	switch (why) {
 	case TRY_CONNECT_FAILURE:
-		want = on & (SK_RETRY_5XX | SK_RETRY_GATEWAY_ERROR | SK_RETRY_CONNECT_FAILURE | SK_RETRY_RESET);
+		/* nothing was sent: reset-before-request applies too */
+		want = on & (SK_RETRY_5XX | SK_RETRY_GATEWAY_ERROR | SK_RETRY_CONNECT_FAILURE | SK_RETRY_RESET |
+			     SK_RETRY_RESET_BEFORE_REQUEST);
 		break;
 	case TRY_RESET:
 	case TRY_TIMEOUT:
-		want = on & (SK_RETRY_5XX | SK_RETRY_GATEWAY_ERROR | SK_RETRY_RESET);
+		/* reset-before-request: only when no byte of this try's request went out */
+		want = (on & (SK_RETRY_5XX | SK_RETRY_GATEWAY_ERROR | SK_RETRY_RESET)) ||
+		       ((on & SK_RETRY_RESET_BEFORE_REQUEST) && !hc->try_sent);
 		break;
 	default:
-		want = retriable_status(rp, status);
+		want = true; /* the caller checked the response (retriable_response) */
 		break;
 	}
 	if (!want)
@@ -1188,8 +1243,10 @@ static bool maybe_retry(struct sk_http_conn *hc, enum try_failure why, unsigned 
 		if (hc->backoff > mx)
 			hc->backoff = mx;
 	}
-	sk_log_debug(SK_LOG_HTTP, "[C%llu] http: retry %u of %u in %.0f ms", (unsigned long long)hc->c->id,
-		     hc->retries, rp->num_retries, delay * 1000.0);
+	sk_log_debug(SK_LOG_HTTP, "[C%llu] http: retry %u of %u in %.0f ms (%s%.0u)", (unsigned long long)hc->c->id,
+		     hc->retries, rp->num_retries, delay * 1000.0,
+		     why == TRY_CONNECT_FAILURE ? "connect failure" : why == TRY_RESET ? "reset"
+		     : why == TRY_TIMEOUT ? "per-try timeout" : "response ", status);
 	ev_timer_set(&hc->retry_timer, delay, 0.);
 	ev_timer_start(w->loop, &hc->retry_timer);
 	return true;
@@ -1422,6 +1479,7 @@ static void up_write(struct upconn *u)
 	struct sk_worker *w = u->w;
 
 	if (u->h2) {
+		hc->try_sent = true; /* the stream's HEADERS go out on the connection */
 		sk_h2_up_write(u);
 		return;
 	}
@@ -1463,6 +1521,7 @@ static void up_write(struct upconn *u)
 		}
 		sk_stat_add(w->shard, u->cluster->st.upstream_cx_tx_bytes_total, (uint64_t)n);
 		consume(&u->out, (size_t)n);
+		hc->try_sent = true;
 	}
 	if (pending(&u->out) > 0) {
 		ev_io_start(w->loop, &u->wio);
@@ -1545,6 +1604,8 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 			continue;
 		if (nl && removed(lv, nl, true, f->name.p, f->name.len))
 			continue;
+		if (hc->cors.cors_request && sk_cors_overrides(&hc->cors, f->name.p, f->name.len))
+			continue; /* replaced by the CORS filter's */
 		append(&hc->resp_head, f->name.p, f->name.len);
 		appends(&hc->resp_head, ": ");
 		append(&hc->resp_head, f->value.p, f->value.len);
@@ -1564,6 +1625,7 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 		/* adds see the response as it came, plus what was already written */
 		add_headers(hc, &hc->resp_head, lv, nl, true, resp_present);
 	}
+	cors_response_headers(hc, &hc->resp_head);
 	if (hc->down_close && hc->down_framing != DOWN_TUNNEL)
 		appends(&hc->resp_head, "connection: close\r\n");
 	appends(&hc->resp_head, "\r\n");
@@ -1632,7 +1694,7 @@ static void up_process(struct sk_http_conn *hc)
 				consume(&u->in, ev.consumed);
 				break;
 			}
-			if (hc->rp && retriable_status(hc->rp, (unsigned)ev.head->status)) {
+			if (hc->rp && retriable_response(hc, ev.head)) {
 				unsigned st = (unsigned)ev.head->status;
 				int k;
 
@@ -1754,7 +1816,7 @@ static void on_up_read(struct ev_loop *loop, ev_io *io, int revents)
 
 static void start_route_timer(struct sk_http_conn *hc)
 {
-	double t = hc->route ? hc->route->fwd.timeout : 15.0;
+	double t = hc->route ? hc->rr.timeout : 15.0; /* the route's, or x-envoy-upstream-rq-timeout-ms */
 
 	if (!hc->timer_is_route) {
 		/* the route timeout spans every try */
@@ -1801,6 +1863,21 @@ static void rewrite_path(struct sk_http_conn *hc, struct buf *out)
 	append(out, p, n);
 }
 
+/* Request headers the upstream never sees: the x-envoy-* control headers the connection
+ * manager strips from external requests or the router consumes, and the route
+ * configuration's internal_only_headers on external requests. */
+static bool envoy_header_dropped(const struct sk_http_conn *hc, const char *n, size_t len)
+{
+	const struct sk_route_config *rc = hc->route->vhost->config;
+
+	if (sk_retry_header_stripped(n, len, hc->internal, hc->cfg->use_remote_address && !hc->internal))
+		return true;
+	for (size_t i = 0; !hc->internal && rc && i < rc->n_internal_only_headers; i++)
+		if (ieq(n, len, rc->internal_only_headers[i]))
+			return true;
+	return false;
+}
+
 /* The request head for the upstream, in hc->up_head. */
 static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
 {
@@ -1822,7 +1899,7 @@ static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
 	appends(b, " HTTP/1.1\r\n");
 	if (host_rw)
 		appendf(b, "host: %s\r\n", host_rw);
-	else if (f->auto_host_rewrite && host && host->hostname[0])
+	else if (f->auto_host_rewrite && host && host->hostname && host->hostname[0])
 		appendf(b, "host: %s\r\n", host->hostname);
 	else
 		appendf(b, "host: %.*s\r\n", (int)hc->authority.len, hc->authority.p ? hc->authority.p : "");
@@ -1841,6 +1918,8 @@ static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
 		if (hc->cfg->underscores == SK_UNDERSCORES_DROP && memchr(n, '_', len))
 			continue;
 		if (nl && removed(lv, nl, false, n, len))
+			continue;
+		if (envoy_header_dropped(hc, n, len))
 			continue;
 		append(b, n, len);
 		appends(b, ": ");
@@ -1916,6 +1995,7 @@ static void forward(struct sk_http_conn *hc)
 		addr = host->addr;
 	}
 	hc->up_addr = addr;
+	hc->try_sent = false;
 	if (hc->n_tried < sizeof(hc->tried) / sizeof(hc->tried[0]))
 		hc->tried[hc->n_tried++] = addr;
 	if (!hc->forwarding) {
@@ -2204,13 +2284,13 @@ static const struct sk_fault *fault_config(const struct sk_http_conn *hc)
 	const struct sk_route *r = hc->route;
 	const struct sk_filter_configs *lv[3] = { &r->filter_configs, &r->vhost->filter_configs,
 						  &r->vhost->config->filter_configs };
+	const struct sk_route_fault *rf = hc->rds ? hc->rds->faults : cfg->route_faults;
+	unsigned n = hc->rds ? hc->rds->n_faults : cfg->per_route_faults;
 
-	if (cfg->per_route_faults > 0) {
-		for (size_t l = 0; l < 3; l++)
-			for (size_t i = 0; i < cfg->per_route_faults; i++)
-				if (cfg->route_faults[i].fc == lv[l])
-					return &cfg->route_faults[i].fault;
-	}
+	for (size_t l = 0; n > 0 && l < 3; l++)
+		for (size_t i = 0; i < n; i++)
+			if (rf[i].fc == lv[l])
+				return &rf[i].fault;
 	return &cfg->fault_cfg;
 }
 
@@ -2260,6 +2340,49 @@ static bool fault_begin(struct sk_http_conn *hc)
 		return true;
 	}
 	return fault_abort(hc);
+}
+
+/* envoy.filters.http.cors's decodeHeaders on a routed request: decides (hc->cors), counts
+ * cors.origin_valid / origin_invalid, and answers a preflight itself. Direct responses and
+ * redirects have no route entry: the filter leaves them alone, as Envoy's. True when answered. */
+static bool cors_begin(struct sk_http_conn *hc)
+{
+	const struct sk_route_request *rq = &hc->rq;
+
+	if (hc->route->action != SK_ROUTE_FORWARD)
+		return false;
+	sk_cors_evaluate(&hc->cors, hc->route, sk_route_request_header(rq, "origin", 6), rq->method,
+			 sk_route_request_header(rq, "access-control-request-method", 29),
+			 sk_route_request_header(rq, "access-control-request-headers", 30),
+			 sk_route_request_header(rq, "access-control-request-private-network", 38), rnd(), rnd());
+	if (hc->cors.checked)
+		sk_stat_inc(hc->w->shard, hc->cors.allowed ? hc->st->cors_origin_valid : hc->st->cors_origin_invalid);
+	if (!hc->cors.preflight)
+		return false;
+	local_reply(hc, 200, NULL, NULL, NULL);
+	return true;
+}
+
+/* The router's retry and timeout state of a forwarded request: whether it is internal (Envoy's
+ * rule: then its x-envoy-* retry and timeout headers count, and the upstream sees
+ * x-envoy-internal), and the route's retry policy and timeout with those headers merged. */
+static void retry_begin(struct sk_http_conn *hc, const struct sk_route_forward *f, const struct sk_route_request *rq)
+{
+	struct sk_slice xff = {NULL, 0};
+	size_t n_xff = 0;
+
+	for (size_t i = 0; i < hc->n_fields; i++) {
+		if (ieq(hc->fields[i].name.p, hc->fields[i].name.len, "x-forwarded-for")) {
+			xff = (struct sk_slice){hc->fields[i].value.p, hc->fields[i].value.len};
+			n_xff++;
+		}
+	}
+	hc->internal = sk_retry_request_internal(hc->cfg->use_remote_address, hc->cfg->xff_num_trusted_hops,
+						 &hc->c->peer, xff, n_xff);
+	sk_retry_request_init(&hc->rr, f, rq, hc->internal);
+	hc->rp = hc->rr.has_policy ? &hc->rr.policy : NULL;
+	if (hc->internal)
+		appends(&hc->extra, "x-envoy-internal: true\r\n");
 }
 
 /* Envoy: the HCM must list the upgrade type; a route's own upgrade_configs entry for it
@@ -2325,9 +2448,23 @@ static void request_route(struct sk_http_conn *hc)
 {
 	struct sk_worker *w = hc->w;
 	const struct sk_hcm_config *cfg = hc->cfg;
-	const struct sk_route_config *rc = cfg->routes;
+	const struct sk_route_config *rc;
 	struct sk_route_request rq = {0};
 	size_t i, n = 0;
+
+	/* Routes and clusters come from the worker's newest configuration, so a long-lived
+	 * connection sees RDS and CDS updates from its next request on (as in Envoy). */
+	sk_snapshot_unref(hc->snap);
+	hc->snap = sk_snapshot_ref(w->snapshot);
+	hc->rds = cfg->routes ? NULL : sk_snapshot_route(hc->snap, cfg->rds_name);
+	if (atomic_load_explicit(&hc->c->l->draining, memory_order_relaxed)) {
+		/* the listener was replaced, removed or drained: this connection winds down */
+		if (hc->h2)
+			sk_h2_drain(hc->h2);
+		else
+			hc->keep_alive = false;
+	}
+	rc = cfg->routes ? cfg->routes : hc->rds ? hc->rds->rc : NULL;
 
 	if (cfg->underscores == SK_UNDERSCORES_REJECT) {
 		for (i = 0; i < hc->n_fields; i++)
@@ -2367,7 +2504,7 @@ static void request_route(struct sk_http_conn *hc)
 	rq.is_grpc = sk_route_is_grpc_content_type(sk_route_request_header(&rq, "content-type", 12));
 	add_forwarding_headers(hc);
 
-	hc->route = sk_route_table_match(rc, &rq, rnd());
+	hc->route = rc ? sk_route_table_match(rc, &rq, rnd()) : NULL;
 	if (hc->route == NULL) {
 		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: no route for %.*s%.*s", (unsigned long long)hc->c->id,
 			     (int)hc->authority.len, hc->authority.p ? hc->authority.p : "", (int)hc->path.len,
@@ -2389,6 +2526,8 @@ static void request_route(struct sk_http_conn *hc)
 		sk_stat_inc(w->shard, hc->st->downstream_cx_upgrades_total);
 		sk_stat_add(w->shard, hc->st->downstream_cx_upgrades_active, 1);
 	}
+	if (cfg->cors && cfg->cors_first && cors_begin(hc))
+		return;
 	if (cfg->fault && fault_begin(hc))
 		return;
 	route_continue(hc);
@@ -2402,6 +2541,8 @@ static void route_continue(struct sk_http_conn *hc)
 	const struct sk_route_forward *f;
 	const char *cname = NULL;
 
+	if (hc->cfg->cors && !hc->cfg->cors_first && cors_begin(hc))
+		return; /* the CORS filter comes after the fault filter here */
 	if (hc->route->action == SK_ROUTE_DIRECT) {
 		direct_response(hc);
 		return;
@@ -2438,7 +2579,7 @@ static void route_continue(struct sk_http_conn *hc)
 		break;
 	}
 	}
-	hc->cluster = cname && cname[0] ? sk_snapshot_cluster(hc->c->snap, cname) : NULL;
+	hc->cluster = cname && cname[0] ? sk_snapshot_cluster(hc->snap, cname) : NULL;
 	if (hc->cluster == NULL) {
 		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: route '%s': unknown cluster '%s'",
 			     (unsigned long long)hc->c->id, hc->route->name, cname ? cname : "");
@@ -2447,8 +2588,7 @@ static void route_continue(struct sk_http_conn *hc)
 		return;
 	}
 	sk_cluster_ref(hc->cluster);
-	if (f->has_retry)
-		hc->rp = &f->retry;
+	retry_begin(hc, f, &rq);
 	if (f->n_hash > 0)
 		route_hash(hc, &rq);
 	forward(hc);
@@ -2718,6 +2858,7 @@ static void conn_free(struct sk_http_conn *hc)
 	struct sk_worker *w = hc->w;
 
 	up_release(hc, false);
+	sk_snapshot_unref(hc->snap);
 	ev_io_stop(w->loop, &hc->wio);
 	ev_timer_stop(w->loop, &hc->rq_timer);
 	ev_timer_stop(w->loop, &hc->idle_timer);

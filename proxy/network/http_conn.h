@@ -26,7 +26,7 @@ struct sk_http_stats {
 		filters_accepted_without_effect, fault_aborts_injected, fault_delays_injected,
 		downstream_cx_upgrades_total, downstream_cx_upgrades_active, downstream_rq_ws_on_non_ws_route,
 		downstream_cx_http2_total, downstream_cx_http2_active, downstream_rq_http2_total,
-		downstream_rq_too_many_premature_resets;
+		downstream_rq_too_many_premature_resets, cors_origin_valid, cors_origin_invalid;
 	/* http2.* (Envoy's HTTP/2 codec stats; one set for every HCM) */
 	sk_stat_id h2_rx_reset, h2_tx_reset, h2_header_overflow, h2_headers_cb_no_stream,
 		h2_inbound_empty_frames_flood, h2_inbound_priority_frames_flood,
@@ -51,5 +51,18 @@ void sk_h2_conn_free(struct sk_h2_conn *h2);
 
 /* Worker: closes the worker's pooled upstream connections (drain end, shutdown). */
 void sk_http_pool_close_all(struct sk_worker *w);
+
+/* Worker: closes the idle pooled upstream connections of clusters a new configuration
+ * removed or replaced (snap: the worker's new snapshot). */
+struct sk_snapshot;
+void sk_http_pool_retire(struct sk_worker *w, const struct sk_snapshot *snap);
+
+/* Worker thread ending: frees the thread's nghttp2 callback tables. */
+void sk_h2_thread_cleanup(void);
+void sk_h2_up_thread_cleanup(void);
+
+/* Worker: an HTTP/2 connection of a draining listener sends a graceful GOAWAY now. */
+struct sk_conn;
+void sk_h2_conn_drain(struct sk_conn *c);
 
 #endif

@@ -15,7 +15,9 @@
 
 #include <ev.h>
 
+#include "proxy/http/cors.h"
 #include "proxy/http/h1_parser.h"
+#include "proxy/http/retry.h"
 #include "proxy/http/route_table.h"
 #include "proxy/listener/listener.h"
 #include "proxy/network/http_conn.h"
@@ -204,6 +206,9 @@ struct sk_http_conn {
 	bool req_term_written;
 	const struct sk_route *route;
 	const struct sk_route_weighted_cluster *wc;
+	struct sk_snapshot *snap;       /* referenced while a request is routed: its routes
+					 * (RDS) and clusters, the worker's newest when it began */
+	const struct sk_rds_route *rds; /* the route configuration from RDS (in snap), or NULL */
 	struct sk_cluster *cluster;     /* referenced */
 	struct upconn *u;
 	struct sk_addr up_addr, up_local;
@@ -214,7 +219,11 @@ struct sk_http_conn {
 	bool upstream_rq_counted;
 
 	/* retries (the route's retry_policy) and hash policies */
-	const struct sk_retry_policy *rp; /* NULL: no retries */
+	const struct sk_retry_policy *rp; /* NULL: no retries; else &rr.policy */
+	struct sk_retry_request rr;     /* the route's policy and timeout with the request's
+					 * x-envoy-* headers (internal requests) merged in */
+	bool internal;                  /* Envoy's internal request (x-envoy-* headers trusted) */
+	bool try_sent;                  /* the current try wrote request bytes upstream */
 	uint32_t retries;               /* retries started */
 	bool body_ok;                   /* every body byte sent is in body_buf (replayable) */
 	bool retry_exhausted, retry_held, retrying;
@@ -231,6 +240,9 @@ struct sk_http_conn {
 	struct sk_route_request rq;     /* the routing view, kept while a fault delay runs */
 	bool fault_delaying;
 	ev_timer fault_timer;
+
+	/* envoy.filters.http.cors */
+	struct sk_cors cors;            /* the decision for this request (zero: none) */
 };
 
 
@@ -290,8 +302,13 @@ void sk_h2_up_write(struct upconn *u);
 /* u is done: its stream is reset if still open; the connection stays pooled. */
 void sk_h2_up_detach(struct upconn *u);
 void sk_h2_up_close_all(struct sk_worker *w);
+/* Closes the worker's idle HTTP/2 connections of clusters that snap no longer holds. */
+void sk_h2_up_retire(struct sk_worker *w, const struct sk_snapshot *snap);
 
 /* http2.c, for the streams. */
+/* The listener drains: a graceful GOAWAY (NO_ERROR, the last stream taken) goes out with the
+ * next frames; open streams finish, the peer opens new ones elsewhere. */
+void sk_h2_drain(struct sk_h2_conn *h);
 /* Submits the response head (hc->resp_head, HTTP/1.1 text built by http_conn) as HEADERS;
  * body: DATA follows from dout. */
 void sk_h2_submit_head(struct sk_http_conn *hc, bool body);

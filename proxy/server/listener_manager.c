@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include "proxy/listener/listener.h"
+#include "proxy/network/http_conn.h"
 #include "proxy/network/relay.h"
 #include "proxy/log/log.h"
 #include "proxy/server/server.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
+#include "xds/translate/route.h"
 
 #define DRAIN_POLL_SECONDS 0.1
 
@@ -54,13 +56,13 @@ struct sk_snapshot *sk_lm_build(const sk_bootstrap_pb *b, struct sk_stats_store 
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		if (bind && sk_listener_bind(listeners[built_l], n_workers, why, sizeof(why)) < 0) {
+		if (bind && sk_listener_bind(listeners[built_l], n_workers, true, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "listener '%s': %s", lc->name, why);
 			built_l++;
 			goto fail;
 		}
 	}
-	snap = sk_snapshot_new(1, listeners, nl, clusters, nc);
+	snap = sk_snapshot_new(1, listeners, nl, clusters, nc, NULL, 0);
 	if (snap != NULL)
 		return snap;
 	snprintf(err, errlen, "out of memory");
@@ -68,7 +70,7 @@ fail:
 	for (i = 0; clusters && i < built_c; i++)
 		sk_cluster_unref(clusters[i]);
 	for (i = 0; listeners && i < built_l; i++)
-		sk_listener_free(listeners[i]);
+		sk_listener_unref(listeners[i]);
 	free(clusters);
 	free(listeners);
 	return NULL;
@@ -79,17 +81,51 @@ fail:
 
 struct install {
 	struct sk_snapshot *snap;            /* a reference for the worker */
+	size_t n_take, n_gone;
+	struct sk_listener **take;           /* pairs (old, new): new takes over old's sockets */
+	struct sk_listener **gone;           /* listeners leaving: their sockets close */
 	int fds[];                           /* per snapshot listener: this worker's socket or -1 */
 };
 
+static bool listed(struct sk_listener *const *v, size_t n, size_t step, const struct sk_listener *l)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i * step] == l)
+			return true;
+	return false;
+}
+
+/* The worker's side of a new configuration: sockets change hands (a replaced listener's go
+ * to its successor, so not one connection in an accept queue is lost), leaving listeners
+ * stop accepting, new ones start, and new connections get the new snapshot. Connections
+ * keep the snapshot they started on. */
 static void install_task(struct sk_worker *w, void *arg)
 {
 	struct install *in = arg;
 	struct sk_snapshot *snap = in->snap;
+	struct sk_worker_listen **pp = &w->listens;
 	size_t i;
 
-	sk_snapshot_unref(w->snapshot);
-	w->snapshot = snap;
+	while (*pp) {
+		struct sk_worker_listen *wl = *pp;
+		bool moved = false;
+
+		for (i = 0; i < in->n_take; i++)
+			if (wl->l == in->take[2 * i]) {
+				wl->l = in->take[2 * i + 1];
+				moved = true;
+				break;
+			}
+		if (!moved && listed(in->gone, in->n_gone, 1, wl->l)) {
+			ev_io_stop(w->loop, &wl->io);
+			if (wl->owns_fd)
+				close(wl->fd);
+			*pp = wl->next;
+			free(wl);
+			continue;
+		}
+		pp = &wl->next;
+	}
 	for (i = 0; i < snap->n_listeners; i++) {
 		struct sk_worker_listen *wl;
 
@@ -105,24 +141,45 @@ static void install_task(struct sk_worker *w, void *arg)
 		wl->owns_fd = true;
 		sk_listener_start_accept(w, wl);
 	}
+	sk_snapshot_unref(w->snapshot);
+	w->snapshot = snap;
+	if (in->n_take || in->n_gone) {
+		/* HTTP/2 connections of draining listeners say GOAWAY now; HTTP/1.1 ones answer
+		 * their next request with connection: close */
+		for (struct sk_conn *c = w->conns; c != NULL; c = c->next)
+			if (c->h2 && atomic_load_explicit(&c->l->draining, memory_order_relaxed))
+				sk_h2_conn_drain(c);
+	}
+	sk_http_pool_retire(w, snap);
 	free(in);
 }
 
-/* Hands each worker the snapshot and its sockets. From here the workers own the sockets:
- * one SO_REUSEPORT socket each, or, for a pipe, its single socket goes to worker 0. */
-int sk_lm_start_workers(struct sk_server *s)
+/* Hands each worker the snapshot and the sockets of its new listeners. From here the
+ * workers own the sockets: one SO_REUSEPORT socket each, or, for a pipe, its single
+ * socket goes to worker 0. */
+int sk_lm_install(struct sk_server *s, struct sk_snapshot *snap, struct sk_listener *const *take, size_t n_take,
+		  struct sk_listener *const *gone, size_t n_gone)
 {
 	uint32_t i, n = sk_workers_count(s->workers);
-	struct sk_snapshot *snap = s->snapshot;
-	uint64_t active = 0;
-	size_t k;
+	size_t k, extra = (2 * n_take + n_gone) * sizeof(struct sk_listener *);
 
 	for (i = 0; i < n; i++) {
-		struct install *in = malloc(sizeof(*in) + (snap->n_listeners + 1) * sizeof(int));
+		size_t head = sizeof(struct install) + (snap->n_listeners + 1) * sizeof(int);
+		struct install *in;
 
+		head = (head + sizeof(void *) - 1) / sizeof(void *) * sizeof(void *);
+		in = malloc(head + extra);
 		if (in == NULL)
 			return -ENOMEM;
 		in->snap = sk_snapshot_ref(snap);
+		in->n_take = n_take;
+		in->n_gone = n_gone;
+		in->take = (struct sk_listener **)(void *)((char *)in + head);
+		in->gone = in->take + 2 * n_take;
+		if (n_take)
+			memcpy(in->take, take, 2 * n_take * sizeof(*take));
+		if (n_gone)
+			memcpy(in->gone, gone, n_gone * sizeof(*gone));
 		for (k = 0; k < snap->n_listeners; k++) {
 			struct sk_listener *l = snap->listeners[k];
 			bool pipe = l->cfg->addr.ss.ss_family == AF_UNIX;
@@ -141,15 +198,32 @@ int sk_lm_start_workers(struct sk_server *s)
 		if (l->cfg->addr.ss.ss_family == AF_UNIX)
 			for (i = 1; i < l->n_fds; i++)
 				l->fds[i] = -1; /* the same socket as worker 0's */
+	}
+	return 0;
+}
+
+int sk_lm_start_workers(struct sk_server *s)
+{
+	uint64_t active = 0;
+	char err[512];
+
+	for (size_t k = 0; k < s->snapshot->n_listeners; k++) {
+		struct sk_listener *l = s->snapshot->listeners[k];
+
 		active += l->bound;
+		if (sk_listener_listen(l, err, sizeof(err)) < 0)
+			sk_log_error(SK_LOG_CONFIG, "listener '%s': %s", l->cfg->name, err);
 	}
 	sk_stat_set(s->shard, s->st.total_listeners_active, active);
-	return 0;
+	return sk_lm_install(s, s->snapshot, NULL, 0, NULL, 0);
 }
 
 static void stop_accept_task(struct sk_worker *w, void *arg)
 {
 	sk_listener_stop_accept(w, arg != NULL);
+	for (struct sk_conn *c = w->conns; c != NULL; c = c->next)
+		if (c->h2 && atomic_load_explicit(&c->l->draining, memory_order_relaxed))
+			sk_h2_conn_drain(c);
 }
 
 /* End of the drain time: closes the connections of the drained listeners. After
@@ -189,6 +263,9 @@ static void release_task(struct sk_worker *w, void *arg)
 	}
 	ev_idle_stop(w->loop, &w->reaper);
 	sk_relay_thread_cleanup();
+	sk_regex_thread_cleanup();
+	sk_h2_thread_cleanup();
+	sk_h2_up_thread_cleanup();
 	if (w->snapshot) {
 		for (i = 0; i < w->snapshot->n_clusters; i++)
 			sk_cluster_slot_release(w->snapshot->clusters[i], w->index);
@@ -251,6 +328,13 @@ void sk_lm_drain(struct sk_server *s, bool inbound_only, bool exit)
 		    s->opts->drain_time_s, exit ? ", then exiting" : "");
 	sk_server_set_state(s, SK_STATE_DRAINING);
 	s->exit_after_drain |= exit;
+	/* HTTP connections wind down: connection: close on HTTP/1.1, GOAWAY on HTTP/2 */
+	for (size_t i = 0; s->snapshot && i < s->snapshot->n_listeners; i++) {
+		struct sk_listener *l = s->snapshot->listeners[i];
+
+		if (!inbound_only || l->cfg->direction == SK_DIR_INBOUND)
+			atomic_store(&l->draining, true);
+	}
 	if (s->workers == NULL) {
 		if (exit)
 			sk_server_request_shutdown(s);

@@ -27,6 +27,13 @@ struct sk_snapshot *sk_lm_build(const sk_bootstrap_pb *b, struct sk_stats_store 
 /* Gives every worker the snapshot and its listening sockets. */
 int sk_lm_start_workers(struct sk_server *s);
 
+/* Gives every running worker a new snapshot: the sockets its listeners bound, take (pairs
+ * old, new: the new listener takes over the old one's sockets, same address) and gone
+ * (listeners that stop accepting; their connections drain). Main thread. */
+struct sk_listener;
+int sk_lm_install(struct sk_server *s, struct sk_snapshot *snap, struct sk_listener *const *take, size_t n_take,
+		  struct sk_listener *const *gone, size_t n_gone);
+
 /* Stops accepting (all listeners, or only inbound ones) and, when --drain-time-s runs out,
  * closes the drained listeners' connections (all of them once nothing accepts any more).
  * With exit, the process ends once no connection is left (or at the deadline).

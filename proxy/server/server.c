@@ -12,6 +12,8 @@
 #include "proxy/log/log.h"
 #include "proxy/server/listener_manager.h"
 #include "proxy/server/snapshot.h"
+#include "proxy/server/xds_config.h"
+#include "xds/translate/route.h"
 #include "proxy/server/workers.h"
 #include "proxy/upstream/dns.h"
 
@@ -372,6 +374,11 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 	/* Static resources are ready at once. With LDS/CDS over xDS the server stays
 	 * INITIALIZING until the xDS client delivers them; workers start only then. */
 	sk_server_set_state(s, SK_STATE_INITIALIZING);
+	if (s->dynamic && opts->mode == SK_MODE_SERVE) {
+		s->xds = sk_xds_config_start(s, &rc, err, errlen);
+		if (s->xds == NULL && rc < 0)
+			return rc;
+	}
 	if (!s->dynamic && (rc = sk_server_initialized(s, err, errlen)) < 0)
 		return rc;
 	refresh_gauges(s);
@@ -418,10 +425,12 @@ void sk_server_destroy(struct sk_server *s)
 	}
 	sk_lm_stop_workers(s);
 	sk_workers_stop(s->workers);
+	sk_xds_config_free(s->xds);
 	sk_snapshot_unref(s->snapshot);
 	sk_dns_free(s->dns);
 	sk_admin_free(s->admin);
 	sk_stats_store_free(s->stats);
 	sk_bootstrap_free(s->bootstrap);
+	sk_regex_thread_cleanup();
 	memset(s, 0, sizeof(*s));
 }

@@ -26,6 +26,7 @@ struct sk_admin;
 struct sk_workers;
 struct sk_snapshot;
 struct sk_dns;
+struct sk_xds_config;
 
 struct sk_server_stats {
 	sk_stat_id state, uptime, live, memory_allocated, memory_heap_size, memory_physical_size,
@@ -53,7 +54,8 @@ struct sk_server {
 	time_t bootstrap_loaded_at;       /* for config_dump's last_updated */
 	struct sk_admin *admin;           /* owned; NULL without an admin address */
 	struct sk_workers *workers;       /* owned; started once initialized */
-	struct sk_snapshot *snapshot;     /* the static configuration (referenced) */
+	struct sk_snapshot *snapshot;     /* the newest configuration (referenced) */
+	struct sk_xds_config *xds;        /* owned; NULL without dynamic resources */
 	struct sk_dns *dns;               /* resolver for DNS clusters */
 	ev_timer drain_timer;             /* polls the drain (listener_manager.c) */
 	ev_tstamp drain_deadline;

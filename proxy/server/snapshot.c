@@ -1,8 +1,11 @@
 /* snapshot: see snapshot.h. */
 #include "proxy/server/snapshot.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "xds/translate/route.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -11,8 +14,49 @@ static int by_name(const void *a, const void *b)
 	return strcmp(x->config->name, y->config->name);
 }
 
+static int route_by_name(const void *a, const void *b)
+{
+	return strcmp((*(struct sk_rds_route *const *)a)->name, (*(struct sk_rds_route *const *)b)->name);
+}
+
+struct sk_rds_route *sk_rds_route_new(const char *name, struct sk_route_config *rc, char *err, size_t errlen)
+{
+	struct sk_rds_route *r = calloc(1, sizeof(*r));
+
+	if (r == NULL || (r->name = strdup(name)) == NULL) {
+		free(r);
+		sk_route_config_free(rc);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&r->refcnt, 1);
+	r->rc = rc;
+	if (sk_hcm_route_faults(rc, &r->faults, &r->n_faults, err, errlen) < 0) {
+		sk_rds_route_unref(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct sk_rds_route *sk_rds_route_ref(struct sk_rds_route *r)
+{
+	atomic_fetch_add_explicit(&r->refcnt, 1, memory_order_relaxed);
+	return r;
+}
+
+void sk_rds_route_unref(struct sk_rds_route *r)
+{
+	if (r == NULL || atomic_fetch_sub_explicit(&r->refcnt, 1, memory_order_acq_rel) != 1)
+		return;
+	sk_route_config_free(r->rc);
+	free(r->faults);
+	free(r->name);
+	free(r);
+}
+
 struct sk_snapshot *sk_snapshot_new(uint64_t version, struct sk_listener **listeners, size_t n_listeners,
-				    struct sk_cluster **clusters, size_t n_clusters)
+				    struct sk_cluster **clusters, size_t n_clusters,
+				    struct sk_rds_route **routes, size_t n_routes)
 {
 	struct sk_snapshot *s = calloc(1, sizeof(*s));
 
@@ -24,8 +68,12 @@ struct sk_snapshot *sk_snapshot_new(uint64_t version, struct sk_listener **liste
 	s->n_listeners = n_listeners;
 	s->clusters = clusters;
 	s->n_clusters = n_clusters;
+	s->routes = routes;
+	s->n_routes = n_routes;
 	if (n_clusters > 1)
 		qsort(clusters, n_clusters, sizeof(*clusters), by_name);
+	if (n_routes > 1)
+		qsort(routes, n_routes, sizeof(*routes), route_by_name);
 	return s;
 }
 
@@ -43,9 +91,12 @@ void sk_snapshot_unref(struct sk_snapshot *s)
 	if (s == NULL || atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) != 1)
 		return;
 	for (i = 0; i < s->n_listeners; i++)
-		sk_listener_free(s->listeners[i]);
+		sk_listener_unref(s->listeners[i]);
 	for (i = 0; i < s->n_clusters; i++)
 		sk_cluster_unref(s->clusters[i]);
+	for (i = 0; i < s->n_routes; i++)
+		sk_rds_route_unref(s->routes[i]);
+	free(s->routes);
 	free(s->listeners);
 	free(s->clusters);
 	free(s);
@@ -61,6 +112,24 @@ struct sk_cluster *sk_snapshot_cluster(const struct sk_snapshot *s, const char *
 
 		if (c == 0)
 			return s->clusters[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const struct sk_rds_route *sk_snapshot_route(const struct sk_snapshot *s, const char *name)
+{
+	size_t lo = 0, hi = s->n_routes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, s->routes[mid]->name);
+
+		if (c == 0)
+			return s->routes[mid];
 		if (c < 0)
 			hi = mid;
 		else

@@ -201,8 +201,7 @@ static void fill_host(struct sk_host *h, const struct sk_endpoint_config *ep, co
 	h->locality_weight = loc->weight;
 	h->health = ep->health;
 	h->tls = ep->tls;
-	if (ep->hostname)
-		snprintf(h->hostname, sizeof(h->hostname), "%s", ep->hostname);
+	h->hostname = ep->hostname ? ep->hostname : "";
 }
 
 /* The host set of the configured endpoints (STATIC, EDS until xDS delivers it). */
@@ -232,6 +231,46 @@ static struct sk_host_set *static_hosts(const struct sk_cluster_config *cc, char
 	hs = host_set_new(hosts, n, &cc->lb, cc->locality_weighted, 1, err, errlen);
 	free(hosts);
 	return hs;
+}
+
+int sk_cluster_set_localities(struct sk_cluster *c, struct sk_locality_config *locs, size_t n, char *err,
+			      size_t errlen)
+{
+	struct sk_cluster_config *cc = c->config;
+	struct sk_locality_config *old = cc->localities;
+	size_t n_old = cc->n_localities;
+	struct sk_host_set *hs;
+
+	cc->localities = locs;
+	cc->n_localities = n;
+	hs = static_hosts(cc, err, errlen);
+	if (hs == NULL) {
+		cc->localities = old;
+		cc->n_localities = n_old;
+		sk_localities_free(locs, n);
+		return -ENOMEM;
+	}
+	publish(c, hs, c->main_shard);
+	sk_localities_free(old, n_old);
+	return 0;
+}
+
+void sk_cluster_retire(struct sk_cluster *c)
+{
+	size_t q, total = 0, l;
+
+	if (c->queries == NULL)
+		return;
+	for (l = 0; l < c->config->n_localities; l++)
+		total += c->config->localities[l].n_endpoints;
+	for (q = 0; q < total; q++)
+		if (c->queries[q]) {
+			sk_dns_cancel(c->queries[q]);
+			c->queries[q] = NULL;
+		}
+	ev_timer_stop(c->loop, &c->refresh);
+	free(c->queries);
+	c->queries = NULL;
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -398,6 +437,9 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 	C(membership_change);
 	C(update_success);
 	C(update_failure);
+	C(update_attempt);
+	C(update_rejected);
+	C(update_empty);
 	C(upstream_rq_total);
 	G(upstream_rq_active);
 	C(upstream_rq_completed);
@@ -502,22 +544,13 @@ struct sk_cluster *sk_cluster_ref(struct sk_cluster *c)
 void sk_cluster_unref(struct sk_cluster *c)
 {
 	uint32_t i;
-	size_t q, total = 0, l;
 
 	if (c == NULL || atomic_fetch_sub_explicit(&c->refcnt, 1, memory_order_acq_rel) != 1)
 		return;
-	if (c->queries) {
-		for (l = 0; l < c->config->n_localities; l++)
-			total += c->config->localities[l].n_endpoints;
-		for (q = 0; q < total; q++)
-			if (c->queries[q])
-				sk_dns_cancel(c->queries[q]);
-		ev_timer_stop(c->loop, &c->refresh);
-	}
+	sk_cluster_retire(c);
 	for (i = 0; i < c->n_slots; i++)
 		sk_cluster_slot_release(c, i);
 	free(c->slots);
-	free(c->queries);
 	free(c->resolved);
 	sk_host_set_unref(atomic_load(&c->hosts));
 	pthread_mutex_destroy(&c->hosts_lock);

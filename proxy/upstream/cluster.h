@@ -24,7 +24,8 @@ struct sk_dns;
 struct sk_host {
 	struct sk_addr addr;
 	char key[SK_ADDR_TEXT_MAX];       /* "ip:port": hash key and /clusters name */
-	char hostname[256];               /* DNS clusters: the name it came from */
+	const char *hostname;             /* DNS clusters: the name it came from (in the cluster's
+					   * config, which such clusters never replace); else "" */
 	uint32_t weight;
 	uint32_t priority;
 	uint32_t locality;                /* index into the config's localities */
@@ -70,6 +71,7 @@ struct sk_cluster_stats {
 		upstream_cx_destroy_local, upstream_cx_destroy_remote, upstream_cx_rx_bytes_total,
 		upstream_cx_tx_bytes_total, upstream_cx_length_ms, membership_total,
 		membership_healthy, membership_change, update_success, update_failure,
+		update_attempt, update_rejected, update_empty,
 		circuit_breakers_cx_open, upstream_cx_tls_not_supported;
 	/* HTTP (the router): upstream_rq_<class> for 1xx..5xx, upstream_rq_<code> for the codes
 	 * of SK_HTTP_CODES (registered up front: stats are registered on the main thread only) */
@@ -103,6 +105,7 @@ struct sk_cluster {
 	struct sk_host_set *_Atomic hosts;
 	atomic_uint active_cx;            /* circuit breaker: open upstream connections */
 	atomic_uint active_retries;       /* circuit breaker max_retries: retries waiting to start */
+	bool added_via_api;               /* CDS (not the bootstrap) */
 	uint32_t n_slots;
 	struct sk_cluster_slot *slots;    /* one per worker */
 	/* DNS clusters (main thread only) */
@@ -122,6 +125,13 @@ struct sk_cluster {
 struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_store *stats,
 				  struct sk_stats_shard *main_shard, struct sk_dns *dns,
 				  struct ev_loop *loop, uint32_t n_workers, char *err, size_t errlen);
+/* Main thread: EDS — makes locs (taking ownership) the cluster's endpoints and publishes
+ * their host set; workers pick from it on their next request. -ENOMEM with err. */
+int sk_cluster_set_localities(struct sk_cluster *c, struct sk_locality_config *locs, size_t n, char *err,
+			      size_t errlen);
+/* Main thread: the cluster left the configuration — stops its DNS resolution, so that the
+ * last reference may be dropped on any thread. */
+void sk_cluster_retire(struct sk_cluster *c);
 struct sk_cluster *sk_cluster_ref(struct sk_cluster *c);
 /* Drops a reference; the last one stops DNS (main thread) and frees. */
 void sk_cluster_unref(struct sk_cluster *c);

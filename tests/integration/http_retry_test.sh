@@ -3,7 +3,9 @@
 # whose behaviour depends on the path: /flaky/KEY answers 503 (or ?s=CODE) to the first
 # request for KEY and 200 after; /always/KEY answers 503; /reset/KEY closes the first
 # connection without answering; /slowfirst/KEY sleeps 1 s on the first request; /slow
-# always sleeps 1 s. Every upstream counts requests per "PATH-without-query" in rec.<port>.
+# always sleeps 1 s; /busy/KEY answers its first request 503 with x-upstream-busy. Every
+# upstream counts requests per "PATH-without-query" in rec.<port> and echoes the x-envoy-*
+# request headers it got (as "env").
 # Covered: 5xx, gateway-error, retriable-status-codes, reset and connect-failure retries;
 # num_retries exhausted (URX); per_try_timeout; the previous_hosts predicate (with a
 # RING_HASH cluster whose hashed host is dead: without the predicate every retry goes to the
@@ -13,6 +15,12 @@
 # A second listener has envoy.filters.http.fault: a filter-level 50% abort (418) counted over
 # 400 requests within a binomial bound, per-route 100% abort and 200 ms delay, a per-route
 # empty config that turns faults off, and x-envoy-fault-* request headers ignored.
+# Also: retry_on retriable-headers (retriable_headers matchers) and reset-before-request (a
+# connect failure is retried, a reset after the request went out is not), and the request
+# headers x-envoy-retry-on, -max-retries, -retriable-status-codes, -retriable-header-names,
+# -upstream-rq-timeout-ms and -upstream-rq-per-try-timeout-ms: honoured for internal requests
+# (a single internal x-forwarded-for address), stripped and ignored for external ones, and
+# never forwarded upstream.
 . "$(dirname "$0")/lib.sh"
 
 require_tools curl jq python3 || {
@@ -65,8 +73,14 @@ class H(BaseHTTPRequestHandler):
             time.sleep(1)
         elif key.startswith("/slow/"):
             time.sleep(1)
-        out = json.dumps({"name": self.server.name, "n": n, "body": body.decode("latin-1")}).encode()
+        busy = key.startswith("/busy/") and n == 1
+        if busy:
+            status = 503
+        env = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-envoy-")}
+        out = json.dumps({"name": self.server.name, "n": n, "body": body.decode("latin-1"), "env": env}).encode()
         self.send_response(status)
+        if busy:
+            self.send_header("X-Upstream-Busy", "yes")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
@@ -148,6 +162,19 @@ cat >"$TMP/retry.json" <<EOF
              "retry_policy": {"retry_on": "connect-failure", "num_retries": 2, $PH}}},
           {"match": {"prefix": "/rnp"}, "route": {"cluster": "ringpair", "hash_policy": [{"header": {"header_name": "x-user"}}],
              "retry_policy": {"retry_on": "connect-failure", "num_retries": 2}}},
+          {"match": {"prefix": "/busy/"}, "route": {"cluster": "one", "retry_policy": {"retry_on": "retriable-headers",
+             "retriable_headers": [{"name": "x-upstream-busy", "present_match": true}]}}},
+          {"match": {"prefix": "/busy503/"}, "route": {"cluster": "one", "prefix_rewrite": "/flaky/", "retry_policy": {
+             "retry_on": "retriable-headers", "retriable_headers": [{"name": "x-upstream-busy", "present_match": true}]}}},
+          {"match": {"prefix": "/rbpair"}, "route": {"cluster": "pair", "retry_policy": {"retry_on": "reset-before-request",
+             "num_retries": 3, $PH}}},
+          {"match": {"prefix": "/rbreset/"}, "route": {"cluster": "one", "prefix_rewrite": "/reset/",
+             "retry_policy": {"retry_on": "reset-before-request"}}},
+          {"match": {"prefix": "/hdr/"}, "route": {"cluster": "one", "prefix_rewrite": "/flaky/"}},
+          {"match": {"prefix": "/hdra/"}, "route": {"cluster": "one", "prefix_rewrite": "/always/"}},
+          {"match": {"prefix": "/hdrb/"}, "route": {"cluster": "one", "prefix_rewrite": "/busy/"}},
+          {"match": {"prefix": "/hdrs/"}, "route": {"cluster": "one", "prefix_rewrite": "/slow/"}},
+          {"match": {"prefix": "/hdrsf/"}, "route": {"cluster": "one", "prefix_rewrite": "/slowfirst/"}},
           {"match": {"prefix": "/hh"}, "route": {"cluster": "ring3", "hash_policy": [{"header": {"header_name": "x-user"}}]}},
           {"match": {"prefix": "/hm"}, "route": {"cluster": "mag3", "hash_policy": [{"header": {"header_name": "x-user"}}]}},
           {"match": {"prefix": "/hc"}, "route": {"cluster": "ring3", "hash_policy": [{"cookie": {"name": "sess", "ttl": "0s"}}]}},
@@ -277,6 +304,77 @@ if [ -n "$DEADUSER" ]; then
 else
 	_t_fail "ring hash: some user hashes to the dead host" "none of 41"
 fi
+
+# ---------------------------------------------------------------- retriable-headers, reset-before-request
+req "$U/busy/b1"
+check_eq "retriable-headers: a 503 carrying x-upstream-busy is retried, 200" "$CODE" 200
+check_eq "... two tries" "$(recs "$U1" /busy/b1)" 2
+req "$U/busy503/b2"
+check_eq "retriable-headers: a 503 without the header is not retried" "$CODE:$(recs "$U1" /flaky/b2)" "503:1"
+B=$(stat cluster.pair.upstream_cx_connect_fail)
+R=$(stat cluster.pair.upstream_rq_retry)
+OK=0
+for i in $(seq 30); do
+	c=$(curl -s -o /dev/null -w '%{http_code}' "$U/rbpair$i")
+	[ "$c" == 200 ] && OK=$((OK + 1))
+done
+check_eq "reset-before-request: connect failures (nothing sent) are retried: 30 of 30 succeed" "$OK" 30
+FAILS=$(($(stat cluster.pair.upstream_cx_connect_fail) - B))
+check_range "... the dead host was tried" "$FAILS" 1 30
+check_eq "... each connect failure retried" "$(($(stat cluster.pair.upstream_rq_retry) - R))" "$FAILS"
+req -X POST --data-binary 'x=1' "$U/rbreset/r1"
+check_eq "reset-before-request: a reset after the request was sent is not retried: 503" "$CODE" 503
+check_eq "... one try" "$(recs "$U1" /reset/r1)" 1
+sleep 0.3
+check_match "... UC in the access log" "$(cat "$TMP/access.log")" "\"POST /rbreset/r1 HTTP/1.1\" 503 UC "
+
+# ---------------------------------------------------------------- x-envoy-* request headers
+INT=(-H 'x-forwarded-for: 10.0.0.5')
+req -H 'x-envoy-retry-on: 5xx' "$U/hdr/e1"
+check_eq "x-envoy-retry-on from an external request (no x-forwarded-for): ignored, 503" "$CODE:$(recs "$U1" /flaky/e1)" "503:1"
+check_json "... and stripped: the upstream saw no x-envoy-* control header" "$BODY" \
+	'.env | del(.["x-envoy-original-path"]) == {}'
+req -H 'x-forwarded-for: 8.8.8.8' -H 'x-envoy-retry-on: 5xx' "$U/hdr/e2"
+check_eq "... from a single public x-forwarded-for address: ignored" "$CODE:$(recs "$U1" /flaky/e2)" "503:1"
+req -H 'x-forwarded-for: 10.0.0.5, 10.0.0.6' -H 'x-envoy-retry-on: 5xx' "$U/hdr/e3"
+check_eq "... from two x-forwarded-for addresses: ignored" "$CODE:$(recs "$U1" /flaky/e3)" "503:1"
+req "${INT[@]}" -H 'x-envoy-retry-on: 5xx' "$U/hdr/i1"
+check_eq "x-envoy-retry-on: 5xx from an internal request: retried, 200" "$CODE" 200
+check_json "... the retry answered; x-envoy-retry-on consumed, x-envoy-internal set" "$BODY" \
+	'.n == 2 and (.env | del(.["x-envoy-original-path"])) == {"x-envoy-internal": "true"}'
+req "${INT[@]}" -H 'x-envoy-retry-on: retriable-status-codes' -H 'x-envoy-retriable-status-codes: 429, 418' "$U/hdr/i2?s=418"
+check_eq "x-envoy-retriable-status-codes 418: retried, 200" "$CODE:$(recs "$U1" /flaky/i2)" "200:2"
+req "${INT[@]}" -H 'x-envoy-retry-on: retriable-status-codes' "$U/hdr/i3?s=418"
+check_eq "... without it, retriable-status-codes has no code: 418" "$CODE" 418
+req "${INT[@]}" -H 'x-envoy-retry-on: retriable-headers' -H 'x-envoy-retriable-header-names: x-other,x-upstream-busy' "$U/hdrb/i4"
+check_eq "x-envoy-retriable-header-names: the busy 503 retried, 200" "$CODE:$(recs "$U1" /busy/i4)" "200:2"
+req "${INT[@]}" -H 'x-envoy-retry-on: 5xx' -H 'x-envoy-max-retries: 2' "$U/hdra/i5"
+check_eq "x-envoy-max-retries 2: three tries, then 503" "$CODE:$(recs "$U1" /always/i5)" "503:3"
+sleep 0.3
+check_match "... URX in the access log" "$(cat "$TMP/access.log")" "\"GET /hdra/i5 HTTP/1.1\" 503 URX "
+req "${INT[@]}" -H 'x-envoy-max-retries: 3' "$U/hdra/i6"
+check_eq "x-envoy-max-retries without any retry_on: no retry" "$CODE:$(recs "$U1" /always/i6)" "503:1"
+T0=$(date +%s%N)
+req "${INT[@]}" -H 'x-envoy-upstream-rq-timeout-ms: 300' "$U/hdrs/i7"
+MS=$((($(date +%s%N) - T0) / 1000000))
+check_eq "x-envoy-upstream-rq-timeout-ms 300: 504 before the 1 s upstream answers" "$CODE:$BODY" "504:upstream request timeout"
+check_range "... after ~300 ms" "$MS" 250 900
+T0=$(date +%s%N)
+req -H 'x-envoy-upstream-rq-timeout-ms: 300' "$U/hdrs/e4"
+MS=$((($(date +%s%N) - T0) / 1000000))
+check_eq "... from an external request: ignored, the upstream's 200" "$CODE" 200
+check_range "... after the full second" "$MS" 950 3000
+check_json "... and stripped" "$BODY" '.env | del(.["x-envoy-original-path"]) == {}'
+T0=$(date +%s%N)
+req "${INT[@]}" -H 'x-envoy-retry-on: 5xx' -H 'x-envoy-upstream-rq-per-try-timeout-ms: 300' "$U/hdrsf/i8"
+MS=$((($(date +%s%N) - T0) / 1000000))
+check_eq "x-envoy-upstream-rq-per-try-timeout-ms 300: the slow first try abandoned, the retry answers" "$CODE" 200
+check_json "... from the second request, no x-envoy-* control header forwarded" "$BODY" \
+	'.n == 2 and (.env | del(.["x-envoy-original-path"])) == {"x-envoy-internal": "true"}'
+check_range "... well before the slow try would have ended (ms)" "$MS" 250 950
+req -H 'x-envoy-internal: true' -H 'x-envoy-force-trace: 1' -H 'x-envoy-other: kept' "$U/hdr/e5"
+check_json "external: a client's x-envoy-internal and x-envoy-force-trace are dropped, others kept" "$BODY" \
+	'.env | del(.["x-envoy-original-path"]) == {"x-envoy-other": "kept"}'
 
 # ---------------------------------------------------------------- hash policies
 hosts_of() { # PATH CURL-ARGS...: the set of upstream names over 8 requests

@@ -6,7 +6,11 @@
 # direct_response, redirect, prefix_rewrite and header changes, x-forwarded-for and
 # x-request-id, a 90/10 weighted split and a 0/100 one, the route timeout, smuggling
 # attempts that must not reach the upstream, Istio's 15021 health listener shape, Envoy's
-# stat names and the access log.
+# stat names and the access log (text, and json_format: typed values, nested objects,
+# omit_empty_values, escaping). A third listener runs envoy.filters.http.cors in Istio's order
+# (before the fault filter) with CorsPolicy at the route configuration, virtual host and route
+# levels: preflights answered or passed upstream, Access-Control-* on responses and local
+# replies, filter_enabled / shadow_enabled, the deprecated cors field, cors.origin_* stats.
 . "$(dirname "$0")/lib.sh"
 
 require_tools curl jq python3 || {
@@ -68,10 +72,12 @@ class H(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
         self.send_header("X-Up", "1")
+        if self.path.startswith("/acao"):
+            self.send_header("Access-Control-Allow-Origin", "https://from-upstream")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(out)
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = handle_any
 
 def main():
     ready = sys.argv[1]
@@ -137,7 +143,7 @@ recs() { # PORT [PATTERN]: requests the upstream on PORT recorded (matching PATT
 	if [ -e "$TMP/rec.$1" ]; then grep -c -- "${2:-}" "$TMP/rec.$1"; else echo 0; fi
 }
 
-ports ADMIN LP HP UA UW1 UW2 US UAG DEAD || exit 1
+ports ADMIN LP HP CP UA UW1 UW2 US UAG DEAD || exit 1
 "$PYTHON3" "$TMP/up.py" "$TMP/up.ready" "$UA:a" "$UW1:w1" "$UW2:w2" "$US:smug" "$UAG:agent" >"$TMP/up.log" 2>&1 &
 _H_PIDS+=($!)
 for i in $(seq 100); do [ -e "$TMP/up.ready" ] && break; sleep 0.05; done
@@ -153,6 +159,8 @@ cluster() { # NAME PORT... (no port: no endpoints)
 }
 ROUTER='{"name":"envoy.filters.http.router","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}'
 HCM_TYPE=type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+FAULT_TYPE=type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+CORS_TYPE=type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
 
 cat >"$TMP/http.json" <<EOF
 {"node": {"id": "http-test", "cluster": "t"},
@@ -169,7 +177,22 @@ cat >"$TMP/http.json" <<EOF
       "@type": "$HCM_TYPE", "stat_prefix": "ing", "use_remote_address": true,
       "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-        "path": "$TMP/access.log"}}],
+        "path": "$TMP/access.log"}},
+       {"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": "$TMP/access.json", "log_format": {"json_format": {
+          "code": "%RESPONSE_CODE%", "method": "%REQ(:METHOD)%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+          "sent": "%BYTES_SENT%", "flags": "%RESPONSE_FLAGS%", "route": "%ROUTE_NAME%", "ua": "%REQ(USER-AGENT)%",
+          "upstream": {"host": "%UPSTREAM_HOST%", "cluster": "%UPSTREAM_CLUSTER%"},
+          "line": "%REQ(:METHOD)% %REQ(X-NOPE)% %PROTOCOL%", "tags": ["static", "%REQ(X-TAG)%"], "v": 1.5,
+          "nope": "%REQ(X-NOPE)%"}}}},
+       {"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": "$TMP/access.omit.json", "log_format": {"omit_empty_values": true, "json_format": {
+          "code": "%RESPONSE_CODE%", "nope": "%REQ(X-NOPE)%", "tag": "%REQ(X-TAG)%"}}}},
+       {"name": "envoy.access_loggers.file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": "$TMP/access.str.json", "json_format": {"code": "%RESPONSE_CODE%", "nope": "%REQ(X-NOPE)%"}}}],
       "http_filters": [
         {"name": "istio.metadata_exchange", "typed_config": {"@type": "type.googleapis.com/io.istio.http.peer_metadata.Config"}},
         {"name": "envoy.filters.http.grpc_stats", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig"}},
@@ -202,7 +225,45 @@ cat >"$TMP/http.json" <<EOF
       "@type": "$HCM_TYPE", "codec_type": "AUTO", "stat_prefix": "agent",
       "route_config": {"virtual_hosts": [{"name": "backend", "domains": ["*"], "routes": [
         {"match": {"prefix": "/healthz/ready"}, "route": {"cluster": "agent"}}]}]},
-      "http_filters": [$ROUTER]}}]}]}]}}
+      "http_filters": [$ROUTER]}}]}]},
+   {"name": "cors", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $CP}},
+    "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+      "@type": "$HCM_TYPE", "stat_prefix": "cors_in",
+      "http_filters": [
+        {"name": "envoy.filters.http.cors", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+        {"name": "envoy.filters.http.fault", "typed_config": {"@type": "$FAULT_TYPE"}},
+        $ROUTER],
+      "route_config": {"name": "cors",
+        "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "$CORS_TYPE", "max_age": "600"}},
+        "virtual_hosts": [
+        {"name": "legacy", "domains": ["legacy.example"],
+         "cors": {"allow_origin_string_match": [{"exact": "https://legacy.example"}], "allow_methods": "GET"},
+         "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "a"}}]},
+        {"name": "app", "domains": ["*"],
+         "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "$CORS_TYPE",
+           "allow_origin_string_match": [{"exact": "https://app.example"}, {"suffix": ".trusted.example"},
+             {"contains": ".re."}, {"prefix": "HTTPS://UP.", "ignore_case": true}],
+           "allow_methods": "GET, POST", "allow_headers": "x-a, content-type", "expose_headers": "x-up",
+           "allow_credentials": true}},
+         "routes": [
+          {"match": {"prefix": "/cors/route"}, "route": {"cluster": "a"},
+           "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "$CORS_TYPE",
+             "allow_origin_string_match": [{"exact": "https://route.example"}], "allow_methods": "PUT"}}},
+          {"match": {"prefix": "/cors/off"}, "route": {"cluster": "a"},
+           "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "$CORS_TYPE",
+             "filter_enabled": {"default_value": {"numerator": 0}}}}},
+          {"match": {"prefix": "/cors/shadow"}, "route": {"cluster": "a"},
+           "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "$CORS_TYPE",
+             "filter_enabled": {"default_value": {"numerator": 0}}, "shadow_enabled": {"default_value": {"numerator": 100}}}}},
+          {"match": {"prefix": "/cors/strict"}, "route": {"cluster": "a"},
+           "typed_per_filter_config": {"envoy.filters.http.cors": {"@type": "$CORS_TYPE",
+             "forward_not_matching_preflights": false}}},
+          {"match": {"prefix": "/cors/direct"}, "direct_response": {"status": 200, "body": {"inline_string": "direct"}}},
+          {"match": {"prefix": "/cors/fault"}, "route": {"cluster": "a"},
+           "typed_per_filter_config": {"envoy.filters.http.fault": {"@type": "$FAULT_TYPE",
+             "abort": {"http_status": 503, "percentage": {"numerator": 100}}}}},
+          {"match": {"prefix": "/cors/nocluster"}, "route": {"cluster": "nope"}},
+          {"match": {"prefix": "/"}, "route": {"cluster": "a"}}]}]}}}]}]}]}}
 EOF
 jq -e . "$TMP/http.json" >/dev/null || _t_fail "bootstrap" "invalid JSON"
 # HTTP_TEST_GDB=1 runs skiff under gdb (a backtrace lands in its log on a crash)
@@ -337,6 +398,100 @@ check_eq "15021 shape: /healthz/ready -> agent" "$CODE:$(jq -r .name <<<"$BODY")
 req "http://127.0.0.1:$HP/other"
 check_eq "15021 shape: other paths 404" "$CODE" 404
 check_stat "cluster.agent;.upstream_rq_200" 1
+
+# ---------------------------------------------------------------- CORS
+C="http://127.0.0.1:$CP"
+hdr() { # NAME HEADERS: the value of a header in a curl -D dump (the first one), "" when absent
+	printf '%s\n' "$2" | tr -d '\r' | awk -v n="$1" 'tolower($0) ~ "^" n ": " { sub(/^[^:]*: /, ""); print; exit }'
+}
+pre() { # PATH ORIGIN [CURL-ARGS...]: a preflight; sets CODE, H (the response head), BODY
+	local path=$1 origin=$2
+	shift 2
+	H=$(curl -s -D - -o "$TMP/pre.body" -X OPTIONS -H "Origin: $origin" -H 'Access-Control-Request-Method: POST' \
+		-H 'Access-Control-Request-Headers: x-a' "$@" "$C$path")
+	CODE=$(printf '%s\n' "$H" | head -n 1 | awk '{print $2}')
+	BODY=$(cat "$TMP/pre.body")
+}
+OPTS0=$(recs "$UA" '^OPTIONS')
+V0=$(stat http.cors_in.cors.origin_valid)
+pre /cors/x https://app.example
+check_eq "CORS preflight from an allowed origin: answered 200 by skiff" "$CODE:$BODY" "200:"
+check_eq "... access-control-allow-origin is the origin" "$(hdr access-control-allow-origin "$H")" https://app.example
+check_eq "... allow-credentials" "$(hdr access-control-allow-credentials "$H")" true
+check_eq "... allow-methods (virtual host)" "$(hdr access-control-allow-methods "$H")" "GET, POST"
+check_eq "... allow-headers (virtual host)" "$(hdr access-control-allow-headers "$H")" "x-a, content-type"
+check_eq "... max-age (route configuration level)" "$(hdr access-control-max-age "$H")" 600
+check_eq "... expose-headers" "$(hdr access-control-expose-headers "$H")" x-up
+check_eq "... never reached the upstream" "$(recs "$UA" '^OPTIONS')" "$OPTS0"
+check_stat http.cors_in.cors.origin_valid $((V0 + 1))
+H=$(curl -s -D - -o "$TMP/b" -H 'Origin: https://x.trusted.example' "$C/cors/get")
+check_json "CORS GET from an allowed origin (suffix): forwarded" "$(cat "$TMP/b")" '.path == "/cors/get" and .headers.origin == "https://x.trusted.example"'
+check_eq "... access-control-allow-origin added" "$(hdr access-control-allow-origin "$H")" https://x.trusted.example
+check_eq "... allow-credentials and expose-headers" "$(hdr access-control-allow-credentials "$H") $(hdr access-control-expose-headers "$H")" "true x-up"
+check_eq "... no preflight headers on it" "$(hdr access-control-allow-methods "$H")" ""
+check_eq "CORS: contains" "$(hdr access-control-allow-origin "$(curl -s -D - -o /dev/null -H 'Origin: https://abc.re.example' "$C/cors/get")")" https://abc.re.example
+check_eq "CORS: prefix with ignore_case" "$(hdr access-control-allow-origin "$(curl -s -D - -o /dev/null -H 'Origin: https://up.example' "$C/cors/get")")" https://up.example
+I0=$(stat http.cors_in.cors.origin_invalid)
+H=$(curl -s -D - -o /dev/null -H 'Origin: https://evil.example' "$C/cors/get")
+check_eq "CORS GET from an origin that does not match: no access-control-allow-origin" "$(hdr access-control-allow-origin "$H")" ""
+check_stat http.cors_in.cors.origin_invalid $((I0 + 1))
+pre /cors/x https://evil.example
+check_json "CORS preflight from an origin that does not match: passed upstream unchanged" "$BODY" '.method == "OPTIONS" and .headers["access-control-request-method"] == "POST"'
+check_eq "... without CORS headers" "$(hdr access-control-allow-origin "$H")$(hdr access-control-allow-methods "$H")" ""
+pre /cors/strict https://evil.example
+check_eq "forward_not_matching_preflights false: answered 200 by skiff" "$CODE:$BODY" "200:"
+check_eq "... without access-control-allow-origin" "$(hdr access-control-allow-origin "$H")" ""
+check_eq "... with the policy's methods" "$(hdr access-control-allow-methods "$H")" "GET, POST"
+pre /cors/route https://route.example
+check_eq "route-level policy: its origins and methods, the virtual host's headers and credentials" \
+	"$CODE|$(hdr access-control-allow-origin "$H")|$(hdr access-control-allow-methods "$H")|$(hdr access-control-allow-headers "$H")|$(hdr access-control-allow-credentials "$H")" \
+	"200|https://route.example|PUT|x-a, content-type|true"
+pre /cors/route https://app.example
+check_json "... the route's origin list replaces the virtual host's: app.example's preflight goes upstream" "$BODY" '.method == "OPTIONS"'
+pre /cors/off https://app.example
+check_json "filter_enabled 0%: the preflight goes upstream" "$BODY" '.method == "OPTIONS" and .path == "/cors/off"'
+check_eq "... no CORS headers" "$(hdr access-control-allow-origin "$H")" ""
+V0=$(stat http.cors_in.cors.origin_valid)
+H=$(curl -s -D - -o /dev/null -H 'Origin: https://app.example' "$C/cors/shadow")
+check_eq "shadow_enabled: no CORS headers" "$(hdr access-control-allow-origin "$H")" ""
+check_stat http.cors_in.cors.origin_valid $((V0 + 1))
+H=$(curl -s -D - -o "$TMP/b" -H 'Origin: https://app.example' "$C/cors/direct")
+check_eq "direct_response routes: the CORS filter leaves them alone (Envoy)" "$(cat "$TMP/b")|$(hdr access-control-allow-origin "$H")" "direct|"
+H=$(curl -s -D - -o /dev/null -H 'Origin: https://app.example' "$C/cors/fault")
+check_match "a fault abort after the CORS filter: 503" "$H" "^HTTP/1.1 503"
+check_eq "... still carries access-control-allow-origin" "$(hdr access-control-allow-origin "$H")" https://app.example
+H=$(curl -s -D - -o /dev/null -H 'Origin: https://app.example' "$C/cors/nocluster")
+check_eq "a local reply (unknown cluster, 503) carries access-control-allow-origin" \
+	"$(printf '%s\n' "$H" | head -n 1 | awk '{print $2}') $(hdr access-control-allow-origin "$H")" "503 https://app.example"
+H=$(curl -s -D - -o /dev/null -H 'Origin: https://app.example' "$C/acao")
+check_eq "the upstream's access-control-allow-origin is replaced, once" \
+	"$(printf '%s\n' "$H" | grep -ci '^access-control-allow-origin:') $(hdr access-control-allow-origin "$H")" "1 https://app.example"
+H=$(curl -s -D - -o /dev/null "$C/acao")
+check_eq "... and kept on a request without Origin" "$(hdr access-control-allow-origin "$H")" https://from-upstream
+H=$(curl -s -D - -o /dev/null -H 'Host: legacy.example' -H 'Origin: https://legacy.example' "$C/x")
+check_eq "the deprecated cors field is ignored when a level has a typed CorsPolicy (Envoy)" "$(hdr access-control-allow-origin "$H")" ""
+
+# ---------------------------------------------------------------- JSON access logs
+req -A 'we"ird\agent' -H 'x-tag: t1' "$U/jsonlog?a=1"
+check_eq "json log request: 200" "$CODE" 200
+sleep 0.2
+check_eq "json_format: one line per request, as the text log" "$(wc -l <"$TMP/access.json")" "$(wc -l <"$TMP/access.log")"
+check "json_format: every line is a JSON object" jq -e -s 'length > 0 and all(type == "object")' "$TMP/access.json"
+N=$(grep -n '"/jsonlog?a=1"' "$TMP/access.json" | head -n 1 | cut -d: -f1)
+L=$(sed -n "${N:-1}p" "$TMP/access.json")
+check_json "json_format: typed values (numbers, strings, null), nested object and list" "$L" \
+	'.code == 200 and .method == "GET" and .path == "/jsonlog?a=1" and (.sent | type) == "number" and .sent > 0
+	 and .flags == "-" and .route == null and .nope == null and .upstream.cluster == "a"
+	 and (.upstream.host | test("^127\\.0\\.0\\.1:[0-9]+$")) and .line == "GET - HTTP/1.1"
+	 and .tags == ["static", "t1"] and .v == 1.5'
+check_json "json_format: a header with quotes and a backslash, escaped" "$L" '.ua == "we\"ird\\agent"'
+check_eq "json_format: keys in the configured order" "$(jq -c keys_unsorted <<<"$L")" \
+	'["code","method","path","sent","flags","route","ua","upstream","line","tags","v","nope"]'
+check_eq "omit_empty_values: null members left out" "$(sed -n "${N:-1}p" "$TMP/access.omit.json")" '{"code":200,"tag":"t1"}'
+check_eq "the deprecated json_format: every value a string, \"-\" when empty" "$(sed -n "${N:-1}p" "$TMP/access.str.json")" \
+	'{"code":"200","nope":"-"}'
+L=$(grep '"path":"/x"' "$TMP/access.json" | head -n 1)
+check_json "json_format: no route is code 404, flags NR, no upstream host (null)" "$L" '.code == 404 and .flags == "NR" and .upstream.host == null'
 
 # ---------------------------------------------------------------- stats
 S=$(curl -s "http://127.0.0.1:$ADMIN/stats")

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -73,6 +74,7 @@ struct sk_xds_server {
 	grpc_server *server;
 	grpc_completion_queue *cq;
 	FILE *log;
+	bool log_times;
 	struct sk_xds_store *store;
 	struct srv_stream *streams;   /* calls in progress */
 	struct srv_stream *waiting;   /* the one waiting for grpc_server_request_call */
@@ -88,13 +90,24 @@ struct sk_xds_server {
 
 static void logf_(struct sk_xds_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* One event line, flushed at once: tests read the log while the server runs. */
+void sk_xds_log_time(FILE *f)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fprintf(f, "%lld.%06ld ", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+}
+
+/* One event line, flushed at once: tests read the log while the server runs. With
+ * log_times (--log-times), the line starts with the wall-clock time (bench/xds.sh). */
 static void logf_(struct sk_xds_server *srv, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (srv->log == NULL)
 		return;
+	if (srv->log_times)
+		sk_xds_log_time(srv->log);
 	va_start(ap, fmt);
 	vfprintf(srv->log, fmt, ap);
 	va_end(ap);
@@ -853,6 +866,7 @@ struct sk_xds_server *sk_xds_server_create(const struct sk_xds_server_opts *o, c
 	}
 	grpc_init();
 	srv->log = o->log;
+	srv->log_times = o->log_times;
 	srv->op_shutdown.kind = SOP_SHUTDOWN;
 	srv->cq = grpc_completion_queue_create_for_next(NULL);
 	srv->server = grpc_server_create(NULL, NULL);

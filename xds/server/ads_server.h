@@ -11,6 +11,7 @@
 #ifndef SKIFF_XDS_SERVER_ADS_SERVER_H
 #define SKIFF_XDS_SERVER_ADS_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -22,7 +23,12 @@ struct sk_xds_server_opts {
 	const char *const *listen;  /* gRPC addresses: "unix:/path", "127.0.0.1:15010" (":0" picks) */
 	size_t n_listen;
 	FILE *log;                  /* the event lines; NULL: none */
+	bool log_times;             /* prefix each line with the wall-clock time, "SECONDS.MICROS " */
 };
+
+/* Writes the time prefix of a log line when o->log_times asked for it (for the server's own
+ * lines, e.g. READY, written by its owner). */
+void sk_xds_log_time(FILE *f);
 
 /* Binds and starts. NULL with err when an address cannot be bound. */
 struct sk_xds_server *sk_xds_server_create(const struct sk_xds_server_opts *o, char *err, size_t errlen);

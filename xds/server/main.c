@@ -31,9 +31,10 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: skiff-xds-server --listen ADDR [--listen ADDR] [--log FILE] [--lenient] FILE...\n"
+	fprintf(f, "usage: skiff-xds-server --listen ADDR [--listen ADDR] [--log FILE] [--log-times] [--lenient] FILE...\n"
 		   "  ADDR: unix:/path/to/socket, 127.0.0.1:PORT (PORT 0 picks one)\n"
 		   "  FILE: JSON or YAML, a list of resources with \"@type\" or a config dump\n"
+		   "  --log-times: each log line starts with the wall-clock time, \"SECONDS.MICROS \"\n"
 		   "  SIGHUP reloads (new version), SIGUSR1 sends garbage, SIGUSR2 an unknown type\n");
 }
 
@@ -44,6 +45,7 @@ struct args {
 	size_t n_files;
 	const char *log;
 	bool lenient;
+	bool log_times;
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -52,12 +54,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{"listen", required_argument, NULL, 'l'},
 		{"log", required_argument, NULL, 'o'},
 		{"lenient", no_argument, NULL, 'n'},
+		{"log-times", no_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:o:nh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:o:nth", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (a->n_listen == sizeof(a->listen) / sizeof(a->listen[0]))
@@ -69,6 +72,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'n':
 			a->lenient = true;
+			break;
+		case 't':
+			a->log_times = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -90,6 +96,8 @@ static struct sk_xds_store *load(const struct args *a, unsigned gen, FILE *log)
 
 	snprintf(version, sizeof(version), "v%u", gen);
 	if (sk_xds_store_load(a->files, a->n_files, version, a->lenient, &s, err, sizeof(err)) < 0) {
+		if (a->log_times)
+			sk_xds_log_time(log);
 		fprintf(log, "LOAD_FAILED version=%s error=%s\n", version, err);
 		fflush(log);
 		return NULL;
@@ -162,17 +170,23 @@ int main(int argc, char **argv)
 	o.listen = a.listen;
 	o.n_listen = a.n_listen;
 	o.log = log;
+	o.log_times = a.log_times;
 	if ((srv = sk_xds_server_create(&o, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "skiff-xds-server: %s\n", err);
 		sk_xds_store_free(s);
 		return 1;
 	}
 	sk_xds_server_set_store(srv, s);
-	for (i = 0; i < a.n_listen; i++)
+	for (i = 0; i < a.n_listen; i++) {
+		if (a.log_times)
+			sk_xds_log_time(log);
 		fprintf(log, "READY listen=%s port=%d\n", a.listen[i], sk_xds_server_port(srv, i));
+	}
 	fflush(log);
 	serve(srv, &a, log);
 	sk_xds_server_destroy(srv);
+	if (a.log_times)
+		sk_xds_log_time(log);
 	fprintf(log, "EXIT\n");
 	if (log != stdout)
 		fclose(log);

@@ -209,21 +209,49 @@ static char *dup_or_null(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
-static int translate_endpoints(const cluster_pb *c, struct sk_cluster_config *cc, char *err, size_t errlen)
+void sk_localities_free(struct sk_locality_config *locs, size_t n)
 {
-	const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = c->load_assignment;
+	for (size_t l = 0; l < n; l++) {
+		for (size_t e = 0; e < locs[l].n_endpoints; e++)
+			free(locs[l].endpoints[e].hostname);
+		free(locs[l].endpoints);
+		free(locs[l].region);
+		free(locs[l].zone);
+		free(locs[l].sub_zone);
+	}
+	free(locs);
+}
+
+static int efail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int efail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int sk_endpoints_translate(const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la,
+			   const struct sk_cluster_config *cc, struct sk_locality_config **out, size_t *n_out,
+			   char *err, size_t errlen)
+{
 	bool dns = cc->type == SK_CLUSTER_STRICT_DNS || cc->type == SK_CLUSTER_LOGICAL_DNS;
+	struct sk_locality_config *locs;
 	size_t l, e;
 
+	*out = NULL;
+	*n_out = 0;
 	if (la == NULL || la->n_endpoints == 0)
 		return 0;
-	cc->localities = calloc(la->n_endpoints, sizeof(*cc->localities));
-	if (cc->localities == NULL)
-		return cfail(err, errlen, c->name, "out of memory");
-	cc->n_localities = la->n_endpoints;
+	locs = calloc(la->n_endpoints, sizeof(*locs));
+	if (locs == NULL)
+		return efail(err, errlen, "out of memory");
 	for (l = 0; l < la->n_endpoints; l++) {
 		const Envoy__Config__Endpoint__V3__LocalityLbEndpoints *lle = la->endpoints[l];
-		struct sk_locality_config *loc = &cc->localities[l];
+		struct sk_locality_config *loc = &locs[l];
 
 		loc->priority = lle->priority;
 		loc->weight = lle->load_balancing_weight ? lle->load_balancing_weight->value : 0;
@@ -233,24 +261,30 @@ static int translate_endpoints(const cluster_pb *c, struct sk_cluster_config *cc
 			loc->sub_zone = dup_or_null(lle->locality->sub_zone);
 		}
 		loc->endpoints = calloc(lle->n_lb_endpoints ? lle->n_lb_endpoints : 1, sizeof(*loc->endpoints));
-		if (loc->endpoints == NULL)
-			return cfail(err, errlen, c->name, "out of memory");
+		if (loc->endpoints == NULL) {
+			sk_localities_free(locs, l + 1);
+			return efail(err, errlen, "out of memory");
+		}
 		for (e = 0; e < lle->n_lb_endpoints; e++) {
 			const Envoy__Config__Endpoint__V3__LbEndpoint *lbe = lle->lb_endpoints[e];
 			struct sk_endpoint_config *ep = &loc->endpoints[loc->n_endpoints];
 			const Envoy__Config__Core__V3__Address *a;
 			const char *mode;
 			char why[256];
+			int rc = 0;
 
 			if (lbe->host_identifier_case != ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT ||
-			    lbe->endpoint == NULL || lbe->endpoint->address == NULL)
-				return cfail(err, errlen, c->name, "load_assignment.endpoints[%zu].lb_endpoints[%zu]: "
-					     "no endpoint address", l, e);
+			    lbe->endpoint == NULL || lbe->endpoint->address == NULL) {
+				rc = efail(err, errlen, "endpoints[%zu].lb_endpoints[%zu]: no endpoint address", l, e);
+				goto fail;
+			}
 			a = lbe->endpoint->address;
 			ep->weight = lbe->load_balancing_weight ? lbe->load_balancing_weight->value : 1;
-			if (ep->weight == 0)
-				return cfail(err, errlen, c->name, "load_assignment.endpoints[%zu].lb_endpoints[%zu]"
-					     ".load_balancing_weight: must be at least 1", l, e);
+			if (ep->weight == 0) {
+				rc = efail(err, errlen, "endpoints[%zu].lb_endpoints[%zu].load_balancing_weight: must be "
+					   "at least 1", l, e);
+				goto fail;
+			}
 			ep->health = health_of(lbe->health_status);
 			mode = metadata_string(lbe->metadata, "envoy.transport_socket_match", "tlsMode");
 			if (mode == NULL)
@@ -258,17 +292,35 @@ static int translate_endpoints(const cluster_pb *c, struct sk_cluster_config *cc
 			ep->tls_mode_istio = mode && strcmp(mode, "istio") == 0;
 			ep->tls = ep->tls_mode_istio && cc->has_istio_match ? cc->tls_match_istio : cc->tls_default;
 			if (dns) {
-				if (a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS)
-					return cfail(err, errlen, c->name, "DNS clusters need socket addresses");
+				if (a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS) {
+					rc = efail(err, errlen, "endpoints[%zu].lb_endpoints[%zu]: DNS clusters need socket "
+						   "addresses", l, e);
+					goto fail;
+				}
 				ep->hostname = strdup(a->socket_address->address);
 				ep->port = (uint16_t)a->socket_address->port_value;
 			} else if (sk_addr_from_pb(a, &ep->addr, why, sizeof(why)) < 0) {
-				return cfail(err, errlen, c->name, "load_assignment.endpoints[%zu].lb_endpoints[%zu]"
-					     ".endpoint.address: %s", l, e, why);
+				rc = efail(err, errlen, "endpoints[%zu].lb_endpoints[%zu].endpoint.address: %s", l, e, why);
+				goto fail;
 			}
 			loc->n_endpoints++;
+			continue;
+fail:
+			sk_localities_free(locs, l + 1);
+			return rc;
 		}
 	}
+	*out = locs;
+	*n_out = la->n_endpoints;
+	return 0;
+}
+
+static int translate_endpoints(const cluster_pb *c, struct sk_cluster_config *cc, char *err, size_t errlen)
+{
+	char why[512];
+
+	if (sk_endpoints_translate(c->load_assignment, cc, &cc->localities, &cc->n_localities, why, sizeof(why)) < 0)
+		return cfail(err, errlen, c->name, "load_assignment.%s", why);
 	return 0;
 }
 
@@ -365,9 +417,20 @@ struct sk_cluster_config *sk_cluster_config_new(const cluster_pb *c, char *err, 
 	case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS:
 		cc->type = SK_CLUSTER_LOGICAL_DNS;
 		break;
-	case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS:
+	case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS: {
+		const Envoy__Config__Cluster__V3__Cluster__EdsClusterConfig *eds = c->eds_cluster_config;
+		const Envoy__Config__Core__V3__ConfigSource *src = eds ? eds->eds_config : NULL;
+
 		cc->type = SK_CLUSTER_EDS;
+		if (src == NULL || src->config_source_specifier_case !=
+					   ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS) {
+			cfail(err, errlen, c->name, "eds_cluster_config.eds_config: only ads is supported");
+			goto fail;
+		}
+		cc->eds_service_name = strdup(eds->service_name && eds->service_name[0] ? eds->service_name : c->name);
+		cc->eds_initial_fetch_timeout = sk_duration_seconds(src->initial_fetch_timeout, 15.0);
 		break;
+	}
 	case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST:
 		cc->type = SK_CLUSTER_ORIGINAL_DST;
 		break;
@@ -420,19 +483,10 @@ fail:
 
 void sk_cluster_config_free(struct sk_cluster_config *cc)
 {
-	size_t l, e;
-
 	if (cc == NULL)
 		return;
-	for (l = 0; l < cc->n_localities; l++) {
-		for (e = 0; e < cc->localities[l].n_endpoints; e++)
-			free(cc->localities[l].endpoints[e].hostname);
-		free(cc->localities[l].endpoints);
-		free(cc->localities[l].region);
-		free(cc->localities[l].zone);
-		free(cc->localities[l].sub_zone);
-	}
-	free(cc->localities);
+	sk_localities_free(cc->localities, cc->n_localities);
+	free(cc->eds_service_name);
 	free(cc->name);
 	free(cc->stat_name);
 	free(cc);

@@ -57,6 +57,8 @@ struct sk_cluster_config {
 	char *name;
 	char *stat_name;             /* alt_stat_name, else name */
 	enum sk_cluster_type type;
+	char *eds_service_name;      /* EDS: eds_cluster_config.service_name, else the name */
+	double eds_initial_fetch_timeout; /* EDS: seconds its endpoints may take (0: forever) */
 	double connect_timeout;      /* seconds, default 5 */
 	uint32_t buffer_limit;       /* per_connection_buffer_limit_bytes, default 1 MiB */
 	struct sk_lb_config lb;
@@ -84,5 +86,13 @@ struct sk_cluster_config {
 struct sk_cluster_config *sk_cluster_config_new(const Envoy__Config__Cluster__V3__Cluster *c, char *err,
 						size_t errlen);
 void sk_cluster_config_free(struct sk_cluster_config *cc);
+
+/* Translates a ClusterLoadAssignment's endpoints for a cluster of config cc (which decides
+ * DNS names vs addresses and which endpoints are TLS). *out is NULL with no endpoints.
+ * -EINVAL with err ("endpoints[0].lb_endpoints[2].endpoint.address: ..."). */
+void sk_localities_free(struct sk_locality_config *locs, size_t n);
+int sk_endpoints_translate(const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la,
+			   const struct sk_cluster_config *cc, struct sk_locality_config **out, size_t *n_out,
+			   char *err, size_t errlen);
 
 #endif

@@ -2,8 +2,9 @@
  *
  * What is honoured, accepted without effect, or refused (fail closed):
  * - codec_type AUTO (HTTP/2 by its preface, else HTTP/1.1), HTTP1, HTTP2; HTTP3 refused;
- * - route_config inline (sk_route_config_new); rds refused until the xDS client delivers it;
- *   scoped_routes refused;
+ * - route_config inline (sk_route_config_new), or rds by route_config_name over ADS (the
+ *   xDS client delivers the RouteConfiguration; rds.config_source must be ads); scoped_routes
+ *   refused;
  * - http_filters, in order, envoy.filters.http.router required and last:
  *   . observe-only filters accepted without effect and counted (observe_only): Istio's
  *     metadata exchange (io.istio.http.peer_metadata.Config), istio.stats
@@ -12,10 +13,11 @@
  *     (its effect is on upstream TLS ALPN, applied by the TLS work);
  *   . envoy.filters.http.compressor accepted without effect, counted (compressors): responses
  *     leave uncompressed, which every client accepts (Istio's 15090 stats listener has three);
- *   . envoy.filters.http.cors accepted; CORS policies (per route, per virtual host) are NOT
- *     applied yet: skiff adds no Access-Control-Allow-* headers, so a browser denies the
- *     cross-origin read (the restrictive outcome) and preflight OPTIONS requests reach the
- *     upstream. Counted in per_route_cors;
+ *   . envoy.filters.http.cors: the CorsPolicy of the route, virtual host and route
+ *     configuration (typed_per_filter_config, or the deprecated cors fields; translated by
+ *     route.c) applied by http_conn with proxy/http/cors.c, before or after the fault filter
+ *     as configured; policies on weighted clusters are accepted without effect. Counted in
+ *     per_route_cors;
  *   . envoy.filters.http.fault: filter-level and per-route (typed_per_filter_config) abort
  *     (http_status) and delay (fixed_delay) with their percentages, applied by http_conn;
  *     header_abort/header_delay, grpc_status, response_rate_limit and the headers /
@@ -173,50 +175,70 @@ static const char *check_fault(const Google__Protobuf__Any *any, struct sk_fault
 	return parse_fault(any->value.data, any->value.len, out);
 }
 
-static int count_per_route(const struct sk_filter_configs *fc, struct sk_hcm_config *hc, char *err, size_t errlen)
+/* The per-route configs of one route configuration that the connection manager applies. */
+struct per_route {
+	struct sk_route_fault *faults;
+	unsigned n_faults, n_cors;
+};
+
+static int count_per_route(const struct sk_filter_configs *fc, struct per_route *pr, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < fc->n; i++) {
 		if (fc->v[i].disabled || fc->v[i].type == NULL)
 			continue;
 		if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0) {
-			struct sk_route_fault *rf = realloc(hc->route_faults, (hc->per_route_faults + 1) * sizeof(*rf));
+			struct sk_route_fault *rf = realloc(pr->faults, (pr->n_faults + 1) * sizeof(*rf));
 			const char *why;
 
 			if (rf == NULL) {
 				hfail(err, errlen, "out of memory");
 				return -1;
 			}
-			hc->route_faults = rf;
-			rf[hc->per_route_faults].fc = fc;
-			if ((why = parse_fault(fc->v[i].value, fc->v[i].value_len, &rf[hc->per_route_faults].fault))) {
+			pr->faults = rf;
+			rf[pr->n_faults].fc = fc;
+			if ((why = parse_fault(fc->v[i].value, fc->v[i].value_len, &rf[pr->n_faults].fault))) {
 				hfail(err, errlen, "typed_per_filter_config[%s]: %s", fc->v[i].filter, why);
 				return -1;
 			}
-			hc->per_route_faults++;
+			pr->n_faults++;
 		} else if (strcmp(fc->v[i].type, "envoy.extensions.filters.http.cors.v3.CorsPolicy") == 0) {
-			hc->per_route_cors++;
+			pr->n_cors++;
 		}
 	}
 	return 0;
 }
 
-static int count_route_configs(const struct sk_route_config *rc, struct sk_hcm_config *hc, char *err, size_t errlen)
+static int count_route_configs(const struct sk_route_config *rc, struct per_route *pr, char *err, size_t errlen)
 {
-	if (count_per_route(&rc->filter_configs, hc, err, errlen) < 0)
+	if (count_per_route(&rc->filter_configs, pr, err, errlen) < 0)
 		return -1;
 	for (size_t v = 0; v < rc->n_vhosts; v++) {
 		const struct sk_virtual_host *vh = &rc->vhosts[v];
 
-		if (count_per_route(&vh->filter_configs, hc, err, errlen) < 0)
+		if (count_per_route(&vh->filter_configs, pr, err, errlen) < 0)
 			return -1;
 		for (size_t r = 0; r < vh->n_routes; r++) {
-			if (count_per_route(&vh->routes[r].filter_configs, hc, err, errlen) < 0)
+			if (count_per_route(&vh->routes[r].filter_configs, pr, err, errlen) < 0)
 				return -1;
 			for (size_t k = 0; k < vh->routes[r].fwd.n_weighted; k++)
-				if (count_per_route(&vh->routes[r].fwd.weighted[k].filter_configs, hc, err, errlen) < 0)
+				if (count_per_route(&vh->routes[r].fwd.weighted[k].filter_configs, pr, err, errlen) < 0)
 					return -1;
 		}
 	}
+	return 0;
+}
+
+int sk_hcm_route_faults(const struct sk_route_config *rc, struct sk_route_fault **faults, unsigned *n,
+			char *err, size_t errlen)
+{
+	struct per_route pr = {0};
+
+	if (count_route_configs(rc, &pr, err, errlen) < 0) {
+		free(pr.faults);
+		return -1;
+	}
+	*faults = pr.faults;
+	*n = pr.n_faults;
 	return 0;
 }
 
@@ -267,6 +289,7 @@ static void *filters(const hcm_pb *h, struct sk_hcm_config *hc, char *err, size_
 			hc->compressors++;
 		} else if (strcmp(type, "envoy.extensions.filters.http.cors.v3.Cors") == 0) {
 			hc->cors = true;
+			hc->cors_first = !hc->fault;
 		} else if (strcmp(type, "envoy.extensions.filters.http.fault.v3.HTTPFault") == 0) {
 			if (f->typed_config == NULL)
 				memset(&hc->fault_cfg, 0, sizeof(hc->fault_cfg));
@@ -464,9 +487,23 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 		}
 		break;
 	case HCM(ROUTE_SPECIFIER_RDS):
-		hfail(err, errlen, "rds ('%s'): not supported yet (rds arrives with the xDS client); use "
-		      "an inline route_config", h->rds && h->rds->route_config_name ? h->rds->route_config_name : "");
-		goto fail;
+		if (h->rds == NULL || h->rds->route_config_name == NULL || h->rds->route_config_name[0] == '\0') {
+			hfail(err, errlen, "rds.route_config_name: missing");
+			goto fail;
+		}
+		if (h->rds->config_source == NULL ||
+		    h->rds->config_source->config_source_specifier_case !=
+			    ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS) {
+			hfail(err, errlen, "rds ('%s').config_source: only ads is supported",
+			      h->rds->route_config_name);
+			goto fail;
+		}
+		hc->rds_name = strdup(h->rds->route_config_name);
+		if (hc->rds_name == NULL) {
+			hfail(err, errlen, "out of memory");
+			goto fail;
+		}
+		break;
 	case HCM(ROUTE_SPECIFIER_SCOPED_ROUTES):
 		hfail(err, errlen, "scoped_routes: not supported");
 		goto fail;
@@ -476,8 +513,17 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 	}
 	if (filters(h, hc, err, errlen) == NULL)
 		goto fail;
-	if (count_route_configs(hc->routes, hc, err, errlen) < 0)
-		goto fail;
+	if (hc->routes) {
+		struct per_route pr = {0};
+
+		if (count_route_configs(hc->routes, &pr, err, errlen) < 0) {
+			free(pr.faults);
+			goto fail;
+		}
+		hc->route_faults = pr.faults;
+		hc->per_route_faults = pr.n_faults;
+		hc->per_route_cors = pr.n_cors;
+	}
 
 	hc->use_remote_address = h->use_remote_address && h->use_remote_address->value;
 	hc->xff_num_trusted_hops = h->xff_num_trusted_hops;
@@ -574,14 +620,11 @@ void sk_hcm_config_free(struct sk_hcm_config *hc)
 	if (hc == NULL)
 		return;
 	free(hc->stat_prefix);
+	free(hc->rds_name);
 	sk_route_config_free(hc->routes);
 	free(hc->server_name);
 	free(hc->via);
-	for (size_t i = 0; i < hc->n_access_logs; i++) {
-		free(hc->access_logs[i].path);
-		free(hc->access_logs[i].format);
-	}
-	free(hc->access_logs);
+	sk__access_logs_free(hc->access_logs, hc->n_access_logs);
 	free(hc->route_faults);
 	for (size_t i = 0; i < hc->n_upgrades; i++)
 		free(hc->upgrades[i].type);

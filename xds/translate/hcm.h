@@ -63,7 +63,8 @@ struct sk_hcm_config {
 	char *stat_prefix;                    /* http.<stat_prefix>.* */
 	enum sk_hcm_codec codec;              /* AUTO: HTTP/2 by preface (h2c) or ALPN, else HTTP/1.1 */
 	struct sk_h2_options h2;              /* http2_protocol_options */
-	struct sk_route_config *routes;       /* owned: the inline route_config */
+	struct sk_route_config *routes;       /* owned: the inline route_config, or NULL with rds */
+	char *rds_name;                       /* rds.route_config_name (routes come from the snapshot) */
 	/* forwarding headers */
 	bool use_remote_address;
 	uint32_t xff_num_trusted_hops;
@@ -96,12 +97,14 @@ struct sk_hcm_config {
 	unsigned observe_only;                /* filters accepted without effect (istio.stats, ...) */
 	unsigned skipped_optional;            /* unknown filters marked is_optional: skipped */
 	unsigned compressors;                 /* envoy.filters.http.compressor: not applied */
-	bool cors;                            /* envoy.filters.http.cors present (policies not applied) */
+	bool cors;                            /* envoy.filters.http.cors present: route, virtual host and
+					       * route config CorsPolicy applied (proxy/http/cors.h) */
+	bool cors_first;                      /* ... before envoy.filters.http.fault (Istio's order) */
 	bool fault;                           /* envoy.filters.http.fault present */
 	struct sk_fault fault_cfg;            /* its filter-level abort/delay */
 	unsigned per_route_faults;            /* routes/vhosts/weighted clusters carrying a fault config */
 	struct sk_route_fault *route_faults;  /* per_route_faults of them, applied when fault is present */
-	unsigned per_route_cors;              /* ... a CORS policy (not applied) */
+	unsigned per_route_cors;              /* ... a CORS policy (applied when cors is set) */
 	/* upgrade_configs: the upgrade types (websocket, ...) this HCM tunnels; enabled false
 	 * means only on routes whose own upgrade_configs enable it */
 	size_t n_upgrades;
@@ -116,5 +119,11 @@ struct sk_hcm_config *sk_hcm_config_from_pb(
 	const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager *h,
 	char *err, size_t errlen);
 void sk_hcm_config_free(struct sk_hcm_config *hc);
+
+/* The fault configs a route configuration carries in typed_per_filter_config (route config,
+ * virtual hosts, routes, weighted clusters), parsed: for route configurations RDS delivers.
+ * *faults is malloc'd (NULL when none). -1 with err on an invalid one. */
+int sk_hcm_route_faults(const struct sk_route_config *rc, struct sk_route_fault **faults, unsigned *n,
+			char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 #include "xds/pbjson.h"
 #include "xds/translate/listener.h"
 
+#include "proxy/network/access_log.h"
 #include "xds/translate/hcm.h"
 
 #include <errno.h>
@@ -64,6 +65,150 @@ const char *sk_typed_config_name(const Google__Protobuf__Any *any, char *buf, si
 	return buf;
 }
 
+static int log_json_struct(const Google__Protobuf__Struct *st, struct sk_log_json *out, bool sort,
+			   const char *where, char *err, size_t errlen);
+
+static int log_json_value(const Google__Protobuf__Value *v, struct sk_log_json *out, bool sort, const char *where,
+			  char *err, size_t errlen)
+{
+	switch (v->kind_case) {
+	case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
+		out->kind = SK_LOG_JSON_FORMAT;
+		out->format = strdup(v->string_value);
+		return out->format ? 0 : lfail(err, errlen, "out of memory");
+	case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE:
+		out->kind = SK_LOG_JSON_NUMBER;
+		out->number = v->number_value;
+		return 0;
+	case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+		return log_json_struct(v->struct_value, out, sort, where, err, errlen);
+	case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE:
+		out->kind = SK_LOG_JSON_LIST;
+		out->items = calloc(v->list_value->n_values ? v->list_value->n_values : 1, sizeof(*out->items));
+		if (out->items == NULL)
+			return lfail(err, errlen, "out of memory");
+		for (size_t i = 0; i < v->list_value->n_values; i++) {
+			out->n = i + 1;
+			if (log_json_value(v->list_value->values[i], &out->items[i], sort, where, err, errlen) < 0)
+				return -EINVAL;
+		}
+		return 0;
+	default:
+		/* Envoy's structured formatter takes strings, numbers, objects and lists only */
+		return lfail(err, errlen, "%s: only string values, nested structs, list values and number values "
+			     "are supported in structured access log format", where);
+	}
+}
+
+static int json_key_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sk_log_json *)a)->key, ((const struct sk_log_json *)b)->key);
+}
+
+/* A json_format Struct -> an sk_log_json object, its keys in the configured order (sorted with
+ * json_format_options.sort_properties). */
+static int log_json_struct(const Google__Protobuf__Struct *st, struct sk_log_json *out, bool sort,
+			   const char *where, char *err, size_t errlen)
+{
+	out->kind = SK_LOG_JSON_OBJECT;
+	if (st == NULL)
+		return 0;
+	out->items = calloc(st->n_fields ? st->n_fields : 1, sizeof(*out->items));
+	if (out->items == NULL)
+		return lfail(err, errlen, "out of memory");
+	for (size_t i = 0; i < st->n_fields; i++) {
+		const Google__Protobuf__Struct__FieldsEntry *fe = st->fields[i];
+
+		out->n = i + 1;
+		if ((out->items[i].key = strdup(fe->key ? fe->key : "")) == NULL)
+			return lfail(err, errlen, "out of memory");
+		if (fe->value == NULL)
+			return lfail(err, errlen, "%s: '%s' has no value", where, fe->key ? fe->key : "");
+		if (log_json_value(fe->value, &out->items[i], sort, where, err, errlen) < 0)
+			return -EINVAL;
+	}
+	if (sort)
+		qsort(out->items, out->n, sizeof(*out->items), json_key_cmp);
+	return 0;
+}
+
+/* A JSON format: typed (log_format.json_format, typed_json_format) or all strings
+ * (FileAccessLog.json_format). NULL with err. */
+static struct sk_log_format *log_json_format(const Google__Protobuf__Struct *st, bool typed, bool omit, bool sort,
+					     const char *where, char *err, size_t errlen)
+{
+	struct sk_log_format *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || (f->json = calloc(1, sizeof(*f->json))) == NULL) {
+		free(f);
+		lfail(err, errlen, "out of memory");
+		return NULL;
+	}
+	f->typed = typed;
+	f->omit_empty_values = omit;
+	if (log_json_struct(st, f->json, sort, where, err, errlen) < 0) {
+		sk_log_format_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* The format of one FileAccessLog: Envoy's default when none (or an empty format string) is
+ * given. NULL with err. */
+static struct sk_log_format *file_log_format(const Envoy__Extensions__AccessLoggers__File__V3__FileAccessLog *f,
+					     const char *where, char *err, size_t errlen)
+{
+	const Envoy__Config__Core__V3__SubstitutionFormatString *lf = f->log_format;
+	struct sk_log_format *out;
+
+	switch (f->access_log_format_case) {
+	case ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_FORMAT:
+		out = sk_log_format_text(f->format[0] ? f->format : DEFAULT_TCP_LOG_FORMAT, false);
+		break;
+	case ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_JSON_FORMAT:
+		return log_json_format(f->json_format, false, false, false, where, err, errlen);
+	case ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_TYPED_JSON_FORMAT:
+		return log_json_format(f->typed_json_format, true, false, false, where, err, errlen);
+	case ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT:
+		switch (lf->format_case) {
+		case ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT:
+			out = sk_log_format_text(lf->text_format, lf->omit_empty_values);
+			break;
+		case ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE:
+			if (lf->text_format_source == NULL ||
+			    lf->text_format_source->specifier_case != ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING) {
+				lfail(err, errlen, "%s.log_format.text_format_source: only inline_string is supported", where);
+				return NULL;
+			}
+			out = sk_log_format_text(lf->text_format_source->inline_string, lf->omit_empty_values); /* what Istio sends */
+			break;
+		case ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_JSON_FORMAT:
+			return log_json_format(lf->json_format, true, lf->omit_empty_values,
+					       lf->json_format_options && lf->json_format_options->sort_properties, where,
+					       err, errlen);
+		default:
+			lfail(err, errlen, "%s.log_format: no format", where);
+			return NULL;
+		}
+		break;
+	default:
+		out = sk_log_format_text(DEFAULT_TCP_LOG_FORMAT, false);
+		break;
+	}
+	if (out == NULL)
+		lfail(err, errlen, "out of memory");
+	return out;
+}
+
+void sk__access_logs_free(struct sk_access_log_config *logs, size_t n)
+{
+	for (size_t i = 0; logs && i < n; i++) {
+		free(logs[i].path);
+		sk_log_format_free(logs[i].format);
+	}
+	free(logs);
+}
+
 int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, size_t n,
 			      struct sk_access_log_config **out_logs, size_t *n_out, const char *where,
 			      char *err, size_t errlen)
@@ -77,8 +222,7 @@ int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, si
 		const Envoy__Config__Accesslog__V3__AccessLog *al = logs[i];
 		Envoy__Extensions__AccessLoggers__File__V3__FileAccessLog *f;
 		struct sk_access_log_config *out = &(*out_logs)[*n_out];
-		char type[256];
-		const char *fmt = DEFAULT_TCP_LOG_FORMAT;
+		char type[256], w[320];
 
 		sk_typed_config_name(al->typed_config, type, sizeof(type));
 		if (strcmp(type, "envoy.extensions.access_loggers.file.v3.FileAccessLog") != 0)
@@ -91,32 +235,15 @@ int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, si
 						      NULL, al->typed_config->value.len, al->typed_config->value.data);
 		if (f == NULL)
 			return lfail(err, errlen, "%s.access_log[%zu]: invalid FileAccessLog", where, i);
-		if (f->access_log_format_case ==
-		    ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_FORMAT) {
-			fmt = f->format;
-		} else if (f->access_log_format_case ==
-			   ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT &&
-			   f->log_format->format_case ==
-				   ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT) {
-			fmt = f->log_format->text_format;
-		} else if (f->access_log_format_case ==
-			   ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT &&
-			   f->log_format->format_case ==
-				   ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE &&
-			   f->log_format->text_format_source != NULL &&
-			   f->log_format->text_format_source->specifier_case ==
-				   ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING) {
-			fmt = f->log_format->text_format_source->inline_string; /* what Istio sends */
-		} else if (f->access_log_format_case !=
-			   ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT__NOT_SET) {
-			protobuf_c_message_free_unpacked(&f->base, NULL);
-			return lfail(err, errlen, "%s.access_log[%zu]: only text formats (format, text_format, text_format_source.inline_string) are supported yet",
-				     where, i);
-		}
-		out->path = strdup(f->path);
-		out->format = strdup(fmt);
-		(*n_out)++;
+		snprintf(w, sizeof(w), "%s.access_log[%zu]", where, i);
+		out->format = file_log_format(f, w, err, errlen);
+		out->path = out->format ? strdup(f->path) : NULL;
 		protobuf_c_message_free_unpacked(&f->base, NULL);
+		if (out->format == NULL)
+			return -EINVAL;
+		(*n_out)++;
+		if (out->path == NULL)
+			return lfail(err, errlen, "out of memory");
 	}
 	return 0;
 }
@@ -345,11 +472,7 @@ static void free_chain(struct sk_filter_chain_config *c)
 	for (i = 0; i < c->tcp.n_weighted; i++)
 		free(c->tcp.weighted[i].name);
 	free(c->tcp.weighted);
-	for (i = 0; i < c->tcp.n_access_logs; i++) {
-		free(c->tcp.access_logs[i].path);
-		free(c->tcp.access_logs[i].format);
-	}
-	free(c->tcp.access_logs);
+	sk__access_logs_free(c->tcp.access_logs, c->tcp.n_access_logs);
 	sk_hcm_config_free(c->hcm);
 }
 

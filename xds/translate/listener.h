@@ -17,10 +17,12 @@ struct sk_weighted_cluster {
 	uint32_t weight;
 };
 
-/* A file access log: path ("/dev/stdout" works) and an Envoy format string. */
+struct sk_log_format; /* proxy/network/access_log.h */
+
+/* A file access log: path ("/dev/stdout" works) and its format (text, or JSON). */
 struct sk_access_log_config {
 	char *path;
-	char *format;
+	struct sk_log_format *format;         /* owned (sk_log_format_free) */
 };
 
 struct sk_tcp_proxy_config {
@@ -76,7 +78,9 @@ struct sk_listener_config *sk_listener_config_new(const Envoy__Config__Listener_
 void sk_listener_config_free(struct sk_listener_config *lc);
 
 /* Internal (shared with hcm.c): FileAccessLog configs -> *out_logs (allocated, *n_out
- * entries), Envoy's default format when none is given. 0, or -EINVAL with err. */
+ * entries), Envoy's default format when none is given. 0, or -EINVAL with err. Freed with
+ * sk__access_logs_free. */
+void sk__access_logs_free(struct sk_access_log_config *logs, size_t n);
 int sk__access_logs_translate(Envoy__Config__Accesslog__V3__AccessLog **logs, size_t n,
 			      struct sk_access_log_config **out_logs, size_t *n_out, const char *where,
 			      char *err, size_t errlen);

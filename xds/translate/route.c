@@ -4,11 +4,13 @@
  * regex is compiled here, once. What skiff cannot honour with Envoy's meaning is refused with
  * the path of the field (fail closed); fields that only feed observability (tracing,
  * virtual_clusters, stat_prefix, metadata, decorator) are accepted. Refused, among others:
- * vhds, cluster_specifier_plugins, virtual host matcher/require_tls/rate_limits/cors/
+ * vhds, cluster_specifier_plugins, virtual host matcher/require_tls/rate_limits/
  * hedge_policy, route filter_action/non_forwarding_action, match path_match_policy/cookies/
  * tls_context/dynamic_metadata/filter_state, metadata_match (subsets), rate_limits,
  * internal redirects, hedging, retry priority/options predicates/rate-limited back-off,
  * hash policies on filter state or with a regex rewrite, direct_response bodies from files.
+ * CORS policies (typed_per_filter_config CorsPolicy at the route configuration, virtual host
+ * and route levels, and the deprecated cors fields) are decoded into sk_cors_policy here.
  *
  * Regexes are PCRE2 standing in for Envoy's RE2: full-match patterns are compiled anchored
  * at both ends (RE2::FullMatch), `$` matches only at the end (as RE2 without multi-line), and
@@ -335,6 +337,12 @@ static struct sk_regex *regex_new(struct tctx *c, const Envoy__Type__Matcher__V3
 }
 
 static _Thread_local pcre2_match_data *tl_match_data;
+
+void sk_regex_thread_cleanup(void)
+{
+	pcre2_match_data_free(tl_match_data);
+	tl_match_data = NULL;
+}
 
 bool sk_regex_match(const struct sk_regex *re, const char *s, size_t n)
 {
@@ -728,6 +736,135 @@ static void filter_configs_free(struct sk_filter_configs *f)
 	free(f->v);
 }
 
+/* ---- CORS ------------------------------------------------------------------------------- */
+
+/* The fields the two CorsPolicy messages share (the filter's and the deprecated route one). */
+struct cors_fields {
+	Envoy__Type__Matcher__V3__StringMatcher **origins;
+	size_t n_origins;
+	const char *allow_methods, *allow_headers, *expose_headers, *max_age;
+	const Google__Protobuf__BoolValue *allow_credentials, *allow_pna, *forward;
+	const Envoy__Config__Core__V3__RuntimeFractionalPercent *enabled, *shadow;
+};
+
+static int bool_value(const Google__Protobuf__BoolValue *b)
+{
+	return b ? (int)b->value : -1;
+}
+
+/* *out = the policy (allocated even when a field is bad, for the caller's config to free). */
+static int cors_policy(struct tctx *c, const struct cors_fields *f, struct sk_cors_policy **out, const char *where)
+{
+	struct sk_cors_policy *p = *out = alloc(c, 1, sizeof(*p));
+	char w[WHERE_MAX];
+
+	if (p == NULL)
+		return -ENOMEM;
+	p->origins = alloc(c, f->n_origins, sizeof(*p->origins));
+	for (size_t i = 0; p->origins && i < f->n_origins; i++) {
+		at(w, sizeof(w), where, ".allow_origin_string_match[%zu]", i);
+		p->n_origins = i + 1;
+		if (string_matcher(c, f->origins[i], &p->origins[i], w) < 0)
+			return -EINVAL;
+	}
+	p->allow_methods = dup_opt(c, f->allow_methods);
+	p->allow_headers = dup_opt(c, f->allow_headers);
+	p->expose_headers = dup_opt(c, f->expose_headers);
+	p->max_age = dup_opt(c, f->max_age);
+	p->allow_credentials = bool_value(f->allow_credentials);
+	p->allow_private_network_access = bool_value(f->allow_pna);
+	p->forward_not_matching_preflights = bool_value(f->forward);
+	if (f->enabled) {
+		at(w, sizeof(w), where, ".filter_enabled");
+		p->has_filter_enabled = true;
+		if (fraction(c, f->enabled->default_value, &p->filter_enabled, w) < 0)
+			return -EINVAL;
+	}
+	if (f->shadow) {
+		at(w, sizeof(w), where, ".shadow_enabled");
+		p->has_shadow_enabled = true;
+		if (fraction(c, f->shadow->default_value, &p->shadow_enabled, w) < 0)
+			return -EINVAL;
+	}
+	return c->oom ? -ENOMEM : 0;
+}
+
+static void cors_free(struct sk_cors_policy *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n_origins; i++)
+		string_matcher_free(&p->origins[i]);
+	free(p->origins);
+	free(p->allow_methods);
+	free(p->allow_headers);
+	free(p->expose_headers);
+	free(p->max_age);
+	free(p);
+}
+
+/* The level's CorsPolicy among its typed_per_filter_config entries (any key; a FilterConfig
+ * with disabled, under the key envoy.filters.http.cors when it has no config, turns the filter
+ * off there). 0 with *out NULL when there is none. */
+static int cors_typed(struct tctx *c, const struct sk_filter_configs *fc, struct sk_cors_policy **out,
+		      const char *where)
+{
+	char w[WHERE_MAX];
+
+	*out = NULL;
+	for (size_t i = 0; i < fc->n; i++) {
+		const struct sk_filter_config_ref *r = &fc->v[i];
+		Envoy__Extensions__Filters__Http__Cors__V3__CorsPolicy *pb;
+		struct cors_fields f;
+		int rc;
+
+		/* a FilterConfig that only disables carries no config: known by the filter's name */
+		if (!(r->type && strcmp(r->type, "envoy.extensions.filters.http.cors.v3.CorsPolicy") == 0) &&
+		    !(r->disabled && strcmp(r->filter, "envoy.filters.http.cors") == 0))
+			continue;
+		at(w, sizeof(w), where, ".typed_per_filter_config['%s']", r->filter);
+		if (r->disabled) {
+			if ((*out = alloc(c, 1, sizeof(**out))) != NULL)
+				(*out)->disabled = true;
+			return c->oom ? -ENOMEM : 0;
+		}
+		if (strstr(r->type_url ? r->type_url : "", "TypedStruct") != NULL)
+			return fail(c, w, "a CorsPolicy wrapped in a TypedStruct is not supported");
+		pb = (void *)protobuf_c_message_unpack(&envoy__extensions__filters__http__cors__v3__cors_policy__descriptor,
+						       NULL, r->value_len, r->value);
+		if (pb == NULL)
+			return fail(c, w, "invalid CorsPolicy");
+		f = (struct cors_fields){pb->allow_origin_string_match, pb->n_allow_origin_string_match,
+					 pb->allow_methods, pb->allow_headers, pb->expose_headers, pb->max_age,
+					 pb->allow_credentials, pb->allow_private_network_access,
+					 pb->forward_not_matching_preflights, pb->filter_enabled, pb->shadow_enabled};
+		rc = cors_policy(c, &f, out, w);
+		protobuf_c_message_free_unpacked(&pb->base, NULL);
+		return rc;
+	}
+	return 0;
+}
+
+/* The deprecated `cors` field of a virtual host or route action. */
+static int cors_legacy(struct tctx *c, const Envoy__Config__Route__V3__CorsPolicy *pb, struct sk_cors_policy **out,
+		       const char *where)
+{
+	char w[WHERE_MAX];
+	struct cors_fields f;
+
+	*out = NULL;
+	if (pb == NULL)
+		return 0;
+	at(w, sizeof(w), where, ".cors");
+	f = (struct cors_fields){pb->allow_origin_string_match, pb->n_allow_origin_string_match, pb->allow_methods,
+				 pb->allow_headers, pb->expose_headers, pb->max_age, pb->allow_credentials,
+				 pb->allow_private_network_access, pb->forward_not_matching_preflights,
+				 pb->enabled_specifier_case == ENVOY__CONFIG__ROUTE__V3__CORS_POLICY__ENABLED_SPECIFIER_FILTER_ENABLED
+					 ? pb->filter_enabled : NULL,
+				 pb->shadow_enabled};
+	return cors_policy(c, &f, out, w);
+}
+
 /* ---- retry, hash, mirror ---------------------------------------------------------------- */
 
 uint32_t sk_retry_on_parse(const char *s, size_t len, unsigned *unknown)
@@ -1022,8 +1159,6 @@ static int refuse_action_fields(struct tctx *c, const action_pb *a, const char *
 		return fail(c, where, "retry_policy_typed_config: not supported");
 	if (a->n_rate_limits > 0)
 		return fail(c, where, "rate_limits: not supported");
-	if (a->cors != NULL)
-		return fail(c, where, "cors: not supported (use typed_per_filter_config for envoy.filters.http.cors)");
 	if (a->internal_redirect_policy != NULL ||
 	    a->internal_redirect_action == ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__INTERNAL_REDIRECT_ACTION__HANDLE_INTERNAL_REDIRECT)
 		return fail(c, where, "internal redirects: not supported");
@@ -1412,7 +1547,11 @@ static int translate_route(struct tctx *c, const route_pb *p, const vhost_pb *vh
 	}
 	if (MUTATIONS(c, p, &r->mutations, where) ||
 	    filter_configs(c, (void *const *)p->typed_per_filter_config, p->n_typed_per_filter_config,
-			   &r->filter_configs, where) < 0)
+			   &r->filter_configs, where) < 0 ||
+	    cors_typed(c, &r->filter_configs, &r->cors, where) < 0)
+		return -EINVAL;
+	if (p->action_case == ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE &&
+	    cors_legacy(c, p->route->cors, &r->cors_legacy, w) < 0)
 		return -EINVAL;
 	if (p->decorator != NULL) {
 		r->decorator_operation = dup(c, p->decorator->operation);
@@ -1447,6 +1586,8 @@ static void route_free(struct sk_route *r)
 	free(r->direct.body);
 	mutations_free(&r->mutations);
 	filter_configs_free(&r->filter_configs);
+	cors_free(r->cors);
+	cors_free(r->cors_legacy);
 	free(r->decorator_operation);
 	free(r->istio_config);
 	free(r->stat_prefix);
@@ -1468,8 +1609,6 @@ static int translate_vhost(struct tctx *c, const vhost_pb *p, const route_config
 		return fail(c, where, "require_tls: not supported");
 	if (p->n_rate_limits > 0)
 		return fail(c, where, "rate_limits: not supported");
-	if (p->cors != NULL)
-		return fail(c, where, "cors: not supported (use typed_per_filter_config for envoy.filters.http.cors)");
 	if (p->retry_policy_typed_config != NULL)
 		return fail(c, where, "retry_policy_typed_config: not supported");
 	if (p->hedge_policy != NULL)
@@ -1483,7 +1622,8 @@ static int translate_vhost(struct tctx *c, const vhost_pb *p, const route_config
 	}
 	if (MUTATIONS(c, p, &v->mutations, where) ||
 	    filter_configs(c, (void *const *)p->typed_per_filter_config, p->n_typed_per_filter_config,
-			   &v->filter_configs, where) < 0)
+			   &v->filter_configs, where) < 0 ||
+	    cors_typed(c, &v->filter_configs, &v->cors, where) < 0 || cors_legacy(c, p->cors, &v->cors_legacy, where) < 0)
 		return -EINVAL;
 	v->include_request_attempt_count = p->include_request_attempt_count;
 	v->include_attempt_count_in_response = p->include_attempt_count_in_response;
@@ -1535,6 +1675,8 @@ static void vhost_free(struct sk_virtual_host *v)
 	free(v->routes);
 	mutations_free(&v->mutations);
 	filter_configs_free(&v->filter_configs);
+	cors_free(v->cors);
+	cors_free(v->cors_legacy);
 }
 
 /* ---- the domain index ------------------------------------------------------------------- */
@@ -1625,7 +1767,8 @@ static int translate_config(struct tctx *c, const route_config_pb *p, struct sk_
 						       : DEFAULT_MAX_DIRECT_BODY;
 	if (MUTATIONS(c, p, &rc->mutations, "") ||
 	    filter_configs(c, (void *const *)p->typed_per_filter_config, p->n_typed_per_filter_config,
-			   &rc->filter_configs, "") < 0)
+			   &rc->filter_configs, "") < 0 ||
+	    cors_typed(c, &rc->filter_configs, &rc->cors, "") < 0)
 		return -EINVAL;
 	rc->internal_only_headers = alloc(c, p->n_internal_only_headers, sizeof(char *));
 	if (rc->internal_only_headers == NULL)
@@ -1698,6 +1841,7 @@ void sk_route_config_free(struct sk_route_config *rc)
 	free(rc->vhosts);
 	mutations_free(&rc->mutations);
 	filter_configs_free(&rc->filter_configs);
+	cors_free(rc->cors);
 	for (size_t i = 0; i < rc->n_internal_only_headers; i++)
 		free(rc->internal_only_headers[i]);
 	free(rc->internal_only_headers);

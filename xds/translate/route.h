@@ -123,6 +123,27 @@ struct sk_filter_configs {
 	struct sk_filter_config_ref *v;
 };
 
+/* A CORS policy of one level (envoy.extensions.filters.http.cors.v3.CorsPolicy in
+ * typed_per_filter_config, or the deprecated envoy.config.route.v3.CorsPolicy `cors` field).
+ * Unset fields are NULL / -1: Envoy takes each field from the most specific level that sets
+ * it (see proxy/http/cors.h). */
+struct sk_cors_policy {
+	size_t n_origins;
+	struct sk_string_matcher *origins;   /* allow_origin_string_match */
+	char *allow_methods;                 /* NULL when empty */
+	char *allow_headers;
+	char *expose_headers;
+	char *max_age;
+	int allow_credentials;               /* -1 unset, 0, 1 */
+	int allow_private_network_access;    /* -1 unset, 0, 1 */
+	int forward_not_matching_preflights; /* -1 unset (Envoy: true), 0, 1 */
+	bool has_filter_enabled;             /* unset: enabled */
+	struct sk_fraction filter_enabled;   /* its default_value (no runtime layer) */
+	bool has_shadow_enabled;             /* unset: no shadow */
+	struct sk_fraction shadow_enabled;
+	bool disabled;                       /* FilterConfig.disabled: the filter is off here */
+};
+
 /* retry_on flags (Envoy's RetryPolicy::RETRY_ON_*; router and gRPC tokens). */
 enum {
 	SK_RETRY_5XX = 1u << 0,
@@ -291,6 +312,8 @@ struct sk_route {
 	/* the rest */
 	struct sk_header_mutations mutations;
 	struct sk_filter_configs filter_configs;
+	struct sk_cors_policy *cors;   /* typed_per_filter_config CorsPolicy, NULL when none */
+	struct sk_cors_policy *cors_legacy; /* route.cors (deprecated), NULL when none */
 	char *decorator_operation;     /* NULL when no decorator */
 	bool decorator_propagate;      /* default true */
 	char *istio_config;            /* metadata filter_metadata["istio"].config, NULL when none */
@@ -307,6 +330,8 @@ struct sk_virtual_host {
 	const struct sk_route_config *config;
 	struct sk_header_mutations mutations;
 	struct sk_filter_configs filter_configs;
+	struct sk_cors_policy *cors;   /* as the route's */
+	struct sk_cors_policy *cors_legacy;
 	bool include_request_attempt_count;
 	bool include_attempt_count_in_response;
 	bool include_is_timeout_retry_header;
@@ -326,6 +351,7 @@ struct sk_route_config {
 	struct sk_virtual_host *vhosts;
 	struct sk_header_mutations mutations;
 	struct sk_filter_configs filter_configs;
+	struct sk_cors_policy *cors;   /* typed_per_filter_config CorsPolicy, NULL when none */
 	size_t n_internal_only_headers;
 	char **internal_only_headers;  /* lower-cased */
 	bool most_specific_header_mutations_wins;
@@ -342,6 +368,9 @@ struct sk_route_config {
 
 /* Translates rc. NULL with err ("route config 'x': virtual_hosts[2].routes[0].route...: ...")
  * when it cannot be honoured. */
+/* Frees the calling thread's regex match data (a worker that ends). */
+void sk_regex_thread_cleanup(void);
+
 struct sk_route_config *sk_route_config_new(const Envoy__Config__Route__V3__RouteConfiguration *rc,
 					    char *err, size_t errlen);
 void sk_route_config_free(struct sk_route_config *rc);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "test.h"
+#include "proxy/network/access_log.h"
 #include "xds/pbjson.h"
 #include "xds/translate/hcm.h"
 
@@ -89,7 +90,7 @@ static void test_fields(void)
 	CHECK(hc->n_access_logs == 1);
 	if (hc->n_access_logs == 1) {
 		CHECK_STR(hc->access_logs[0].path, "/dev/stdout");
-		CHECK_STR(hc->access_logs[0].format, "%RESPONSE_CODE% %REQ(:PATH)%\n");
+		CHECK_STR(hc->access_logs[0].format->text, "%RESPONSE_CODE% %REQ(:PATH)%\n");
 	}
 	sk_hcm_config_free(hc);
 
@@ -99,7 +100,7 @@ static void test_fields(void)
 		 "FileAccessLog\",\"path\":\"/tmp/x\"}}]}");
 	CHECK(hc && hc->n_access_logs == 1);
 	if (hc && hc->n_access_logs == 1)
-		CHECK_CONTAINS(hc->access_logs[0].format, "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%");
+		CHECK_CONTAINS(hc->access_logs[0].format->text, "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%");
 	sk_hcm_config_free(hc);
 }
 
@@ -186,6 +187,87 @@ static void test_istio_shapes(void)
 	sk_hcm_config_free(hc);
 }
 
+#define FILE_LOG(fields) "{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"access_log\":[{" \
+	"\"name\":\"envoy.access_loggers.file\",\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions." \
+	"access_loggers.file.v3.FileAccessLog\",\"path\":\"/tmp/a.log\"," fields "}}]}"
+
+/* json_format in its three places: log_format.json_format (typed, omit_empty_values,
+ * sort_properties), typed_json_format, and the deprecated json_format (all strings). */
+static void test_access_log_json(void)
+{
+	struct sk_hcm_config *hc = hcm(FILE_LOG(
+		"\"log_format\":{\"json_format\":{\"code\":\"%RESPONSE_CODE%\",\"path\":\"%REQ(:PATH)%\","
+		"\"up\":{\"host\":\"%UPSTREAM_HOST%\",\"tags\":[\"a\",\"%PROTOCOL%\"]},\"v\":2},"
+		"\"omit_empty_values\":true}"));
+	const struct sk_log_format *f;
+
+	CHECK(hc && hc->n_access_logs == 1);
+	if (hc == NULL || hc->n_access_logs != 1)
+		return;
+	f = hc->access_logs[0].format;
+	CHECK(f->text == NULL && f->json != NULL && f->typed && f->omit_empty_values);
+	CHECK(f->json->kind == SK_LOG_JSON_OBJECT && f->json->n == 4);
+	if (f->json->n == 4) {
+		const struct sk_log_json *up = &f->json->items[2];
+
+		/* keys in the Struct's order */
+		CHECK_STR(f->json->items[0].key, "code");
+		CHECK_STR(f->json->items[0].format, "%RESPONSE_CODE%");
+		CHECK_STR(f->json->items[1].key, "path");
+		CHECK(up->kind == SK_LOG_JSON_OBJECT && up->n == 2);
+		CHECK_STR(up->key, "up");
+		if (up->n == 2) {
+			CHECK_STR(up->items[0].format, "%UPSTREAM_HOST%");
+			CHECK(up->items[1].kind == SK_LOG_JSON_LIST && up->items[1].n == 2);
+			CHECK(up->items[1].n == 2 && up->items[1].items[0].key == NULL);
+		}
+		CHECK(f->json->items[3].kind == SK_LOG_JSON_NUMBER && f->json->items[3].number == 2);
+	}
+	sk_hcm_config_free(hc);
+
+	hc = hcm(FILE_LOG("\"log_format\":{\"json_format\":{\"z\":\"%PROTOCOL%\",\"a\":{\"y\":\"1\",\"b\":\"2\"}},"
+			  "\"json_format_options\":{\"sort_properties\":true}}"));
+	CHECK(hc && hc->n_access_logs == 1);
+	if (hc && hc->n_access_logs == 1) {
+		f = hc->access_logs[0].format;
+		CHECK(f->json->n == 2 && !f->omit_empty_values);
+		CHECK_STR(f->json->items[0].key, "a");
+		CHECK_STR(f->json->items[0].items[0].key, "b");
+		CHECK_STR(f->json->items[1].key, "z");
+	}
+	sk_hcm_config_free(hc);
+
+	hc = hcm(FILE_LOG("\"json_format\":{\"code\":\"%RESPONSE_CODE%\"}"));
+	CHECK(hc && hc->n_access_logs == 1 && hc->access_logs[0].format->json &&
+	      !hc->access_logs[0].format->typed);
+	sk_hcm_config_free(hc);
+	hc = hcm(FILE_LOG("\"typed_json_format\":{\"code\":\"%RESPONSE_CODE%\"}"));
+	CHECK(hc && hc->n_access_logs == 1 && hc->access_logs[0].format->typed);
+	sk_hcm_config_free(hc);
+
+	/* text formats keep omit_empty_values; an empty format string is Envoy's default */
+	hc = hcm(FILE_LOG("\"log_format\":{\"text_format_source\":{\"inline_string\":\"%ROUTE_NAME%\\n\"},"
+			  "\"omit_empty_values\":true}"));
+	CHECK(hc && hc->access_logs[0].format->omit_empty_values);
+	CHECK(hc && hc->access_logs[0].format->text && strcmp(hc->access_logs[0].format->text, "%ROUTE_NAME%\n") == 0);
+	sk_hcm_config_free(hc);
+	hc = hcm(FILE_LOG("\"format\":\"\""));
+	CHECK(hc && hc->access_logs[0].format->text && strstr(hc->access_logs[0].format->text, "%START_TIME%"));
+	sk_hcm_config_free(hc);
+
+	/* Envoy's structured formatter takes strings, numbers, objects and lists only */
+	hc = hcm(FILE_LOG("\"log_format\":{\"json_format\":{\"ok\":\"%PROTOCOL%\",\"flag\":true}}"));
+	CHECK(hc == NULL);
+	CHECK_CONTAINS(err, "http_connection_manager.access_log[0]: only string values, nested structs, list "
+		       "values and number values");
+	hc = hcm(FILE_LOG("\"json_format\":{\"n\":{\"x\":null}}"));
+	CHECK(hc == NULL);
+	CHECK_CONTAINS(err, "access_log[0]: only string values");
+	hc = hcm(FILE_LOG("\"log_format\":{\"text_format_source\":{\"filename\":\"/etc/f\"}}"));
+	CHECK(hc == NULL);
+	CHECK_CONTAINS(err, "access_log[0].log_format.text_format_source: only inline_string");
+}
+
 static void refused(const char *text, const char *want)
 {
 	struct sk_hcm_config *hc = hcm(text);
@@ -214,7 +296,17 @@ static void test_refusals(void)
 		sk_hcm_config_free(c);
 	}
 	refused("{\"stat_prefix\":\"p\",\"rds\":{\"route_config_name\":\"9080\"},\"http_filters\":[" ROUTER "]}",
-		"rds ('9080'): not supported yet (rds arrives with the xDS client)");
+		"rds ('9080').config_source: only ads is supported");
+	/* rds over ADS: the routes come from the snapshot, by name */
+	{
+		struct sk_hcm_config *c = hcm("{\"stat_prefix\":\"p\",\"rds\":{\"route_config_name\":\"9080\","
+					      "\"config_source\":{\"ads\":{}}},\"http_filters\":[" ROUTER "]}");
+
+		CHECK(c != NULL && c->routes == NULL && c->rds_name && strcmp(c->rds_name, "9080") == 0);
+		sk_hcm_config_free(c);
+	}
+	refused("{\"stat_prefix\":\"p\",\"rds\":{\"config_source\":{\"ads\":{}}},\"http_filters\":[" ROUTER "]}",
+		"rds.route_config_name: missing");
 	refused("{\"stat_prefix\":\"p\",\"http_filters\":[" ROUTER "]}", "route_config: missing");
 	refused("{" ROUTES ",\"http_filters\":[" ROUTER "]}", "stat_prefix: must not be empty");
 	refused(WITH_FILTERS(""), "http_filters: envoy.filters.http.router is required");
@@ -274,6 +366,7 @@ int main(void)
 	test_defaults();
 	test_fields();
 	test_istio_shapes();
+	test_access_log_json();
 	test_refusals();
 	return TEST_SUMMARY();
 }

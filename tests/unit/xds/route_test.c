@@ -424,6 +424,106 @@ static void test_retry_on(void)
 	CHECK(sk_retry_on_parse("5XX", 3, NULL) == 0); /* tokens are case-sensitive */
 }
 
+/* The retry policy fields the router applies per request (proxy/http/retry.c): retry_on with
+ * retriable-headers and reset-before-request, the response and request header matchers. */
+static void test_retry_policy(void)
+{
+	struct sk_route_config *rc = route(ONE_VHOST(FWD(
+		",'retry_policy':{'retry_on':'retriable-headers,reset-before-request,unavailable','num_retries':4,"
+		"'retriable_headers':[{'name':'X-Upstream-Busy','present_match':true},{'name':'x-reason',"
+		"'string_match':{'prefix':'retry'}}],'retriable_request_headers':[{'name':':method','exact_match':'GET'}],"
+		"'per_try_timeout':'0.5s'}")));
+	const struct sk_retry_policy *p;
+
+	CHECK(rc != NULL);
+	if (rc == NULL)
+		return;
+	CHECK(rc->vhosts[0].routes[0].fwd.has_retry);
+	p = &rc->vhosts[0].routes[0].fwd.retry;
+	CHECK(p->retry_on == (SK_RETRY_RETRIABLE_HEADERS | SK_RETRY_RESET_BEFORE_REQUEST | SK_RETRY_GRPC_UNAVAILABLE));
+	CHECK(p->num_retries == 4 && p->per_try_timeout == 0.5);
+	CHECK(p->n_retriable_headers == 2 && p->n_retriable_request_headers == 1);
+	if (p->n_retriable_headers == 2) {
+		CHECK_STR(p->retriable_headers[0].name, "x-upstream-busy"); /* lower-cased */
+		CHECK(p->retriable_headers[0].kind == SK_HEADER_PRESENT && p->retriable_headers[0].present);
+		CHECK(p->retriable_headers[1].kind == SK_HEADER_STRING && p->retriable_headers[1].str.kind == SK_STRING_PREFIX);
+	}
+	sk_route_config_free(rc);
+	/* a virtual host's policy is the route's when the route has none */
+	rc = route("{'name':'r','virtual_hosts':[{'name':'v','domains':['*'],'retry_policy':{'retry_on':'reset'},"
+		   "'routes':[" FWD("") "]}]}");
+	CHECK(rc && rc->vhosts[0].routes[0].fwd.has_retry &&
+	      rc->vhosts[0].routes[0].fwd.retry.retry_on == SK_RETRY_RESET && rc->vhosts[0].routes[0].fwd.retry.num_retries == 1);
+	sk_route_config_free(rc);
+}
+
+/* ---- CORS policies ---------------------------------------------------------------------- */
+
+#define CORS_ANY "'@type':'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy'"
+
+static void test_cors(void)
+{
+	struct sk_route_config *rc = route(
+		"{'name':'r','typed_per_filter_config':{'envoy.filters.http.cors':{" CORS_ANY ",'max_age':'60'}},"
+		"'virtual_hosts':[{'name':'v','domains':['*'],"
+		"'typed_per_filter_config':{'envoy.filters.http.cors':{" CORS_ANY ",'allow_origin_string_match':["
+		"{'exact':'https://a.example'},{'suffix':'.B.example','ignore_case':true},{'safe_regex':{'regex':'https://[a-z]+\\\\.c'}}],"
+		"'allow_methods':'GET,POST','allow_headers':'x-a','expose_headers':'x-e','allow_credentials':true,"
+		"'filter_enabled':{'default_value':{'numerator':50,'denominator':'TEN_THOUSAND'},'runtime_key':'k'},"
+		"'shadow_enabled':{'default_value':{'numerator':100}},'forward_not_matching_preflights':false,"
+		"'allow_private_network_access':true}},"
+		"'routes':[{'match':{'prefix':'/r'},'route':{'cluster':'c'},'typed_per_filter_config':{'cors':{"
+		CORS_ANY ",'allow_methods':'PUT'}}},"
+		"{'match':{'prefix':'/off'},'route':{'cluster':'c'},'typed_per_filter_config':{'envoy.filters.http.cors':{"
+		"'@type':'type.googleapis.com/envoy.config.route.v3.FilterConfig','disabled':true}}},"
+		"{'match':{'prefix':'/'},'route':{'cluster':'c'}}]},"
+		"{'name':'legacy','domains':['l.example'],'cors':{'allow_origin_string_match':[{'prefix':'https://'}],"
+		"'allow_methods':'GET','filter_enabled':{'default_value':{'numerator':0}}},"
+		"'routes':[{'match':{'prefix':'/'},'route':{'cluster':'c','cors':{'expose_headers':'x-l',"
+		"'allow_credentials':false}}}]}]}");
+	const struct sk_cors_policy *p;
+
+	CHECK(rc != NULL);
+	if (rc == NULL) {
+		fprintf(stderr, "  %s\n", err);
+		return;
+	}
+	/* route configuration level */
+	CHECK(rc->cors && rc->cors->max_age && strcmp(rc->cors->max_age, "60") == 0 && rc->cors->n_origins == 0);
+	CHECK(rc->cors && rc->cors->allow_credentials == -1 && rc->cors->forward_not_matching_preflights == -1);
+	CHECK(rc->cors && !rc->cors->has_filter_enabled && !rc->cors->has_shadow_enabled && !rc->cors->disabled);
+	/* virtual host: every field */
+	p = rc->vhosts[0].cors;
+	CHECK(p != NULL && p->n_origins == 3);
+	if (p && p->n_origins == 3) {
+		CHECK(p->origins[0].kind == SK_STRING_EXACT && strcmp(p->origins[0].value, "https://a.example") == 0);
+		CHECK(p->origins[1].kind == SK_STRING_SUFFIX && p->origins[1].ignore_case);
+		CHECK(p->origins[2].kind == SK_STRING_REGEX && p->origins[2].re != NULL);
+		CHECK_STR(p->allow_methods, "GET,POST");
+		CHECK_STR(p->allow_headers, "x-a");
+		CHECK_STR(p->expose_headers, "x-e");
+		CHECK(p->max_age == NULL);
+		CHECK(p->allow_credentials == 1 && p->allow_private_network_access == 1);
+		CHECK(p->forward_not_matching_preflights == 0);
+		CHECK(p->has_filter_enabled && p->filter_enabled.numerator == 50 && p->filter_enabled.denominator == 10000);
+		CHECK(p->has_shadow_enabled && p->shadow_enabled.numerator == 100 && p->shadow_enabled.denominator == 100);
+	}
+	CHECK(rc->vhosts[0].cors_legacy == NULL);
+	/* routes: under any key; a FilterConfig that disables the filter; none */
+	p = rc->vhosts[0].routes[0].cors;
+	CHECK(p && p->allow_methods && strcmp(p->allow_methods, "PUT") == 0 && p->allow_headers == NULL);
+	CHECK(rc->vhosts[0].routes[1].cors && rc->vhosts[0].routes[1].cors->disabled);
+	CHECK(rc->vhosts[0].routes[2].cors == NULL && rc->vhosts[0].routes[2].cors_legacy == NULL);
+	/* the deprecated cors fields */
+	p = rc->vhosts[1].cors_legacy;
+	CHECK(rc->vhosts[1].cors == NULL && p != NULL);
+	CHECK(p && p->n_origins == 1 && p->origins[0].kind == SK_STRING_PREFIX && p->has_filter_enabled &&
+	      p->filter_enabled.numerator == 0);
+	p = rc->vhosts[1].routes[0].cors_legacy;
+	CHECK(p && p->expose_headers && strcmp(p->expose_headers, "x-l") == 0 && p->allow_credentials == 0);
+	sk_route_config_free(rc);
+}
+
 /* ---- refused, with the place named ------------------------------------------------------ */
 
 static void refused(const char *text, const char *want)
@@ -522,6 +622,16 @@ static void test_errors(void)
 	refused(ONE_VHOST(FWD(",'rate_limits':[{'actions':[{'remote_address':{}}]}]")),
 		"route.rate_limits: not supported");
 	refused(ONE_VHOST(FWD(",'timeout':'-1s'")), "route.timeout: invalid duration");
+	refused(ONE_VHOST("{'match':{'prefix':'/'},'route':{'cluster':'c'},'typed_per_filter_config':{"
+			  "'envoy.filters.http.cors':{" CORS_ANY ",'allow_origin_string_match':[{'exact':'a'},"
+			  "{'safe_regex':{'regex':'b'},'ignore_case':true}]}}}"),
+		"routes[0].typed_per_filter_config['envoy.filters.http.cors'].allow_origin_string_match[1]: "
+		"ignore_case has no effect for safe_regex");
+	refused("{'name':'r','virtual_hosts':[{'name':'a','domains':['*'],'cors':{'allow_origin_string_match':"
+		"[{'prefix':''}]}}]}",
+		"virtual_hosts[0].cors.allow_origin_string_match[0]: must not be empty");
+	refused(ONE_VHOST(FWD(",'cors':{'filter_enabled':{'default_value':{'numerator':1,'denominator':7}}}")),
+		"routes[0].route.cors.filter_enabled: unknown denominator");
 	refused(ONE_VHOST("{'match':{'prefix':'/'},'route':{'cluster':''}}"), "route.cluster: must not be empty");
 }
 
@@ -532,6 +642,8 @@ int main(void)
 	test_istio_shaped();
 	test_actions();
 	test_retry_on();
+	test_retry_policy();
+	test_cors();
 	test_errors();
 	sk_regex_thread_free();
 	return TEST_SUMMARY();

@@ -2,6 +2,7 @@
  * is honoured, and what is refused with a message naming the place. */
 #include <stdlib.h>
 
+#include "proxy/network/access_log.h"
 #include "test.h"
 #include "xds/pbjson.h"
 #include "xds/translate/cluster.h"
@@ -80,7 +81,8 @@ static void test_clusters(void)
 	}
 
 	/* tlsMode-istio endpoints take the TLS match; others the plaintext default */
-	cc = cluster("{\"name\":\"outbound|9080||r\",\"type\":\"EDS\",\"transport_socket_matches\":["
+	cc = cluster("{\"name\":\"outbound|9080||r\",\"type\":\"EDS\",\"eds_cluster_config\":{\"eds_config\":"
+		     "{\"ads\":{}}},\"transport_socket_matches\":["
 		     "{\"name\":\"tlsMode-istio\",\"match\":{\"tlsMode\":\"istio\"},\"transport_socket\":{\"name\":"
 		     "\"envoy.transport_sockets.tls\",\"typed_config\":{\"@type\":\"type.googleapis.com/envoy."
 		     "extensions.transport_sockets.tls.v3.UpstreamTlsContext\",\"sni\":\"x\"}}},"
@@ -176,7 +178,7 @@ static void test_listeners(void)
 		CHECK(lc->chains[0].tcp.n_weighted == 2 && lc->chains[0].tcp.total_weight == 100);
 		CHECK(lc->chains[0].tcp.idle_timeout == 0 && lc->chains[0].tcp.max_connect_attempts == 3);
 		CHECK(lc->chains[0].tcp.n_access_logs == 1);
-		CHECK_STR(lc->chains[0].tcp.access_logs[0].format, "%UPSTREAM_HOST%\n");
+		CHECK_STR(lc->chains[0].tcp.access_logs[0].format->text, "%UPSTREAM_HOST%\n");
 		sk_listener_config_free(lc);
 	}
 
@@ -195,7 +197,8 @@ static void test_listeners(void)
 		       "1}},\"filter_chains\":[{\"filters\":[{\"name\":\"hcm\",\"typed_config\":{\"@type\":"
 		       "\"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
 		       "HttpConnectionManager\",\"stat_prefix\":\"x\",\"rds\":{\"route_config_name\":\"80\"}}}]}]}") == NULL);
-	CHECK_CONTAINS(err, "listener 'h': filter_chains[0].filters[0] (hcm): rds ('80'): not supported yet");
+	CHECK_CONTAINS(err, "listener 'h': filter_chains[0].filters[0] (hcm): rds ('80').config_source: only ads is "
+		       "supported");
 
 	/* refused: security filters skiff cannot enforce, unknown listener filters, bad weights */
 	CHECK(listener("{\"name\":\"r\",\"address\":{\"socket_address\":{\"address\":\"0.0.0.0\",\"port_value\":1}},"
