@@ -135,6 +135,7 @@ static void stats_common(const struct sk_admin_request *req, struct sk_admin_res
 	}
 	if (sk_admin_query_param(req, "type", &type))
 		q.type = type;
+	sk_server_sync_stats(req->server);
 	body = sk_stats_render(req->server->stats, &q, err, sizeof(err));
 	if (body == NULL)
 		sk_admin_respond(resp, 400, SK_CT_TEXT, "Invalid re2 regex: %s\n", err);

@@ -5,6 +5,11 @@
  * request does. The codec turns frames into stream calls (headers, data, end, close) and
  * the streams' responses back into frames: HEADERS from the HTTP/1.1 text head the stream
  * built, DATA pulled from the stream's dout by a data provider, trailers after the body.
+ * Request trailers (HEADERS after DATA, with END_STREAM) are kept on the stream, without
+ * pseudo-headers and connection-specific fields, and go upstream after the body (in the
+ * last chunk of a chunked HTTP/1.1 body, or as HEADERS to an HTTP/2 upstream). A request
+ * with a content-length is forwarded framed by it, which cannot carry trailers (the router
+ * writes HTTP/1.1 text for both upstream codecs): its trailers are dropped.
  *
  * Flow control is manual: request bytes return their window (nghttp2_session_consume) only
  * when the stream has passed them on, so a peer can never make skiff buffer more than the
@@ -52,6 +57,7 @@ struct sk_h2_conn {
 	uint64_t priority_frames, window_updates, data_sent, streams_opened;
 	uint64_t closed, premature;
 	uint32_t out_frames, out_control; /* frames sitting in out */
+	uint32_t trailer_fields;        /* of the trailers block being decoded */
 };
 
 static void h2_flush(struct sk_h2_conn *h);
@@ -89,6 +95,8 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 	struct sk_h2_conn *h = ud;
 	struct sk_http_conn *hc;
 
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS)
+		h->trailer_fields = 0; /* blocks never interleave: one count per connection */
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	hc = sk_http_stream_new(h->c, h, f->hd.stream_id, h->limit);
@@ -105,6 +113,25 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 	return 0;
 }
 
+/* One field of a request's trailers, kept as "name\0value\0" in hc->h2_req_trailers. Over
+ * the request header limits the stream is reset (as Envoy does). */
+static int request_trailer(struct sk_h2_conn *h, struct sk_http_conn *hc, const uint8_t *name, size_t nlen,
+			   const uint8_t *value, size_t vlen)
+{
+	struct buf *b = &hc->h2_req_trailers;
+
+	if (nlen == 0 || name[0] == ':' || sk_http_connection_specific((const char *)name, nlen))
+		return 0; /* nghttp2 already refuses them in trailers: never forwarded */
+	if (++h->trailer_fields > h->cfg->max_headers_count ||
+	    b->len + nlen + vlen + 2 > h->cfg->max_request_headers_kb * 1024u) {
+		sk_stat_inc(h->w->shard, h->st->h2_header_overflow);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	if (append(b, name, nlen) < 0 || append(b, "", 1) < 0 || append(b, value, vlen) < 0 || append(b, "", 1) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	return 0;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
 		     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
@@ -117,8 +144,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		sk_stat_inc(h->w->shard, h->st->h2_headers_cb_no_stream);
 		return 0;
 	}
+	if (f->headers.cat == NGHTTP2_HCAT_HEADERS)
+		return request_trailer(h, hc, name, nlen, value, vlen);
 	if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0; /* request trailers are not forwarded */
+		return 0;
 	if (sk_http_stream_header(hc, name, nlen, value, vlen) < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	return 0;

@@ -9,7 +9,16 @@
  * u->out is parsed (our own, well-formed text) into HEADERS and DATA; HEADERS, DATA and
  * trailers from the peer become a status line, fields and a body — chunked, with the
  * trailers (gRPC's grpc-status) in the last chunk, unless a content-length frames it.
- * Responses flow with nghttp2's automatic window updates. */
+ * Request trailers (the last chunk of a chunked request) become a HEADERS frame with
+ * END_STREAM after the body, without the connection-specific fields.
+ *
+ * Flow control is manual: a response's DATA returns its stream window only when the router
+ * has taken the bytes out of u->in, which it stops doing while the downstream's buffer is
+ * over its limit (up_paused; sk_h2_up_consumed when it drains). So a fast upstream and a
+ * slow client make skiff hold at most about the stream window (the cluster's
+ * initial_stream_window_size) per stream in u->in, as dout holds at most the listener's
+ * buffer limit per stream. The connection window returns as DATA arrives: a few stalled
+ * clients must not hold the whole connection window and stall every other stream on it. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -54,6 +63,8 @@ static void unlink_stream(struct upconn *u)
 {
 	struct sk_h2_up *h = u->h2;
 
+	u->h2_held = 0; /* the stream is reset or closed: its window no longer matters */
+	buf_free(&u->req_trailers);
 	if (u->h2_prev)
 		u->h2_prev->h2_next = u->h2_next;
 	else
@@ -73,6 +84,21 @@ static void unlink_stream(struct upconn *u)
 static struct upconn *stream_of(struct sk_h2_up *h, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(h->s, id);
+}
+
+/* Returns the stream window of the DATA bytes the router has taken out of u->in. What u->in
+ * still holds (chunk framing included, so never too much) keeps its window. */
+static void give_back(struct upconn *u)
+{
+	struct sk_h2_up *h = u->h2;
+	size_t keep = pending(&u->in), n;
+
+	if (h == NULL || h->s == NULL || u->h2_held <= keep)
+		return;
+	n = u->h2_held - keep;
+	u->h2_held = keep;
+	if (u->sid > 0) /* else the stream ended: its last bytes wait in u->in */
+		nghttp2_session_consume_stream(h->s, u->sid, n);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -153,7 +179,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	}
 	if (end)
 		end_response(u);
-	sk_http_up_input(u); /* may free u */
+	sk_http_up_input(u); /* may free u: then its stream has no user data */
+	if (stream_of(ud, f->hd.stream_id) == u)
+		give_back(u);
 	return 0;
 }
 
@@ -162,10 +190,13 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 {
 	struct upconn *u = stream_of(ud, id);
 
-	(void)s;
 	(void)flags;
-	if (u == NULL || !u->resp_head_done)
+	nghttp2_session_consume_connection(s, len);
+	if (u == NULL || !u->resp_head_done) {
+		nghttp2_session_consume_stream(s, id, len); /* nobody reads it */
 		return 0;
+	}
+	u->h2_held += len;
 	if (u->resp_chunked)
 		appendf(&u->in, "%zx\r\n", len);
 	append(&u->in, data, len);
@@ -203,14 +234,36 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 /* ---------------------------------------------------------------------------------- */
 /* the request, from HTTP/1.1 text                                                     */
 
+/* The request trailers (u->req_trailers) as a HEADERS frame with END_STREAM, queued after
+ * the last DATA: called from the data provider as it ends the body. */
+static int submit_trailers(nghttp2_session *s, int32_t id, struct upconn *u)
+{
+	const char *p = u->req_trailers.p, *end = p + u->req_trailers.len;
+	nghttp2_nv *nv;
+	size_t k = 0, n = 0;
+	int rv;
+
+	for (const char *q = p; q < end; q += strlen(q) + 1)
+		n++; /* names and values */
+	if ((nv = calloc(n / 2 + 1, sizeof(*nv))) == NULL)
+		return -1;
+	while (p < end && k < n / 2) {
+		size_t nl = strlen(p), vl = strlen(p + nl + 1);
+
+		nv[k++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)p + nl + 1, nl, vl, NGHTTP2_NV_FLAG_NONE };
+		p += nl + vl + 2;
+	}
+	rv = nghttp2_submit_trailer(s, id, nv, k); /* copies nv */
+	free(nv);
+	return rv == 0 ? 0 : -1;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
 			 nghttp2_data_source *src, void *ud)
 {
 	struct upconn *u = src->ptr;
 	size_t n = pending(&u->body);
 
-	(void)s;
-	(void)id;
 	(void)ud;
 	if (n > length)
 		n = length;
@@ -218,10 +271,13 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 		memcpy(buf, u->body.p + u->body.off, n);
 		consume(&u->body, n);
 	}
-	if (pending(&u->body) == 0 && u->req_eof)
+	if (pending(&u->body) == 0 && u->req_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	else if (n == 0)
+		if (u->req_trailers.len > 0 && submit_trailers(s, id, u) == 0)
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers' HEADERS end it */
+	} else if (n == 0) {
 		return NGHTTP2_ERR_DEFERRED;
+	}
 	return (ssize_t)n;
 }
 
@@ -229,6 +285,27 @@ static bool skip_field(const struct sk_h1_field *f)
 {
 	return sk_http_connection_specific(f->name.p, f->name.len) ||
 	       (f->name.len == 4 && strncasecmp(f->name.p, "host", 4) == 0); /* :authority carries it */
+}
+
+/* The chunked request's trailers, kept for submit_trailers: lower-cased, without the
+ * connection-specific fields, framing or pseudo-headers (RFC 9113 8.1, 8.2.2). */
+static void keep_trailers(struct upconn *u, const struct sk_h1_field *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct sk_h1_field *f = &t[i];
+		size_t at = u->req_trailers.len;
+
+		if (f->name.len == 0 || f->name.p[0] == ':' || skip_field(f) ||
+		    (f->name.len == 14 && strncasecmp(f->name.p, "content-length", 14) == 0))
+			continue;
+		append(&u->req_trailers, f->name.p, f->name.len);
+		for (size_t j = at; j < u->req_trailers.len; j++)
+			if (u->req_trailers.p[j] >= 'A' && u->req_trailers.p[j] <= 'Z')
+				u->req_trailers.p[j] = (char)(u->req_trailers.p[j] + 32);
+		append(&u->req_trailers, "", 1);
+		append(&u->req_trailers, f->value.p, f->value.len);
+		append(&u->req_trailers, "", 1);
+	}
 }
 
 static int submit_head(struct upconn *u, const struct sk_h1_head *hd)
@@ -292,7 +369,8 @@ void sk_h2_up_write(struct upconn *u)
 			u->req_eof = true;
 			break;
 		case SK_H1_EV_TRAILERS:
-			break; /* request trailers are not forwarded */
+			keep_trailers(u, ev.trailers, ev.n_trailers); /* sent once the body is */
+			break;
 		case SK_H1_EV_NEED_MORE:
 		case SK_H1_EV_ERROR:
 			more = false;
@@ -422,7 +500,8 @@ static void on_connect(struct ev_loop *loop, ev_io *io, int revents)
 	struct sk_h2_up *h = io->data;
 	const struct sk_h2_options *o = &h->cluster->config->h2;
 	nghttp2_settings_entry set[2];
-	int err = 0;
+	nghttp2_option *opt = NULL;
+	int err = 0, rv = -1;
 	socklen_t len = sizeof(err);
 
 	(void)loop;
@@ -433,7 +512,12 @@ static void on_connect(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	ev_io_stop(h->w->loop, &h->wio);
 	ev_timer_stop(h->w->loop, &h->timer);
-	if (err != 0 || callbacks() == NULL || nghttp2_session_client_new(&h->s, callbacks(), h) != 0) {
+	if (err == 0 && callbacks() != NULL && nghttp2_option_new(&opt) == 0) {
+		nghttp2_option_set_no_auto_window_update(opt, 1); /* give_back returns the windows */
+		rv = nghttp2_session_client_new2(&h->s, callbacks(), h, opt);
+		nghttp2_option_del(opt);
+	}
+	if (rv != 0) {
 		h->dead = true;
 		fail_streams(h, true, false, err ? err : ENOMEM);
 		conn_destroy(h, true);
@@ -580,6 +664,19 @@ int sk_h2_up_attach(struct upconn *u)
 	u->local = h->local;
 	u->resp_chunked = true;
 	return 0;
+}
+
+void sk_h2_up_consumed(struct upconn *u)
+{
+	struct sk_h2_up *h = u->h2;
+
+	if (h == NULL || !h->connected || h->dead)
+		return;
+	give_back(u);
+	if (h->in_recv || h->in_flush)
+		h->again = true;
+	else /* the WINDOW_UPDATE goes out from the loop: the caller is inside a stream's event */
+		ev_io_start(h->w->loop, &h->wio);
 }
 
 void sk_h2_up_detach(struct upconn *u)

@@ -41,8 +41,12 @@
  * HTTP/2 downstream: each stream is an sk_http_conn driven by http2.c (h2 set); the code
  * below is shared, the emit_* functions choose the framing.
  *
- * Not yet: request mirroring, circuit breakers other than max_connections and max_retries,
- * fault configs at weighted-cluster level, CORS policies at weighted-cluster level. */
+ * Circuit breakers: max_connections (a request that finds them all busy waits, in order,
+ * for one of this worker's: Envoy's pending requests), max_pending_requests and max_requests
+ * (503 UO, upstream_rq_pending_overflow), max_retries. Mirroring: request_mirror_policies
+ * send a copy through shadow.c once the request is whole.
+ *
+ * Not yet: CORS policies at weighted-cluster level. */
 #include "proxy/network/http_conn.h"
 
 #include <errno.h>
@@ -64,6 +68,7 @@
 #include "proxy/log/log.h"
 #include "proxy/network/access_log.h"
 #include "proxy/network/http_internal.h"
+#include "proxy/network/shadow.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 #include "xds/translate/hcm.h"
@@ -255,6 +260,9 @@ static void update_io(struct sk_http_conn *hc);
 static void up_process(struct sk_http_conn *hc);
 static void up_eof(struct sk_http_conn *hc, int err);
 static void forward(struct sk_http_conn *hc);
+static void process(struct sk_http_conn *hc);
+static void finish_callback(struct sk_http_conn *hc);
+static void q_kick_soon(struct sk_worker *w);
 static void up_write(struct upconn *u);
 
 /* ---------------------------------------------------------------------------------- */
@@ -281,6 +289,7 @@ static void idle_unlink(struct upconn *u)
 void sk_http_up_count_open(struct sk_worker *w, struct sk_cluster *cl, struct sk_host *host, bool http2)
 {
 	atomic_fetch_add(&cl->active_cx, 1);
+	cl->slots[w->index].n_cx++;
 	sk_stat_inc(w->shard, cl->st.upstream_cx_total);
 	sk_stat_inc(w->shard, http2 ? cl->st.upstream_cx_http2_total : cl->st.upstream_cx_http1_total);
 	sk_stat_add(w->shard, cl->st.upstream_cx_active, 1);
@@ -302,6 +311,7 @@ void sk_http_up_count_close(struct sk_worker *w, struct sk_cluster *cl, struct s
 		sk_stat_record(w->shard, st->upstream_cx_length_ms, ms > 0 ? (uint64_t)ms : 0);
 	}
 	atomic_fetch_sub(&cl->active_cx, 1);
+	cl->slots[w->index].n_cx--;
 	sk_stat_sub(w->shard, st->upstream_cx_active, 1);
 	sk_stat_inc(w->shard, st->upstream_cx_destroy);
 	sk_stat_inc(w->shard, local ? st->upstream_cx_destroy_local : st->upstream_cx_destroy_remote);
@@ -346,8 +356,10 @@ static void up_destroy(struct upconn *u, bool local)
 	buf_free(&u->rtrailers);
 	if (u->fd >= 0)
 		close(u->fd);
-	if (u->counted)
+	if (u->counted) {
 		sk_http_up_count_close(w, u->cluster, u->host, u->connected_at, local);
+		q_kick_soon(w);
+	}
 	sk_host_set_unref(u->hs);
 	sk_cluster_unref(u->cluster);
 	sk_h1_parser_free(u->rp);
@@ -411,6 +423,7 @@ static void pool_put(struct upconn *u)
 		idle_list->prev = u;
 	idle_list = u;
 	n_idle++;
+	q_kick_soon(w);
 }
 
 static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr)
@@ -427,6 +440,109 @@ static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr
 		}
 	}
 	return NULL;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* requests waiting for a connection (Envoy's pending requests)                        */
+
+/* When a cluster's max_connections are all open, a request waits here, in order, until a
+ * connection of this worker frees up (pooled again or closed), within the cluster's
+ * max_pending_requests. Its body stays unread meanwhile. */
+static _Thread_local struct sk_http_conn *q_head, *q_tail;
+static _Thread_local size_t q_len;
+static _Thread_local ev_timer q_kick;
+static _Thread_local bool q_kick_ready;
+
+static void q_unlink(struct sk_http_conn *hc)
+{
+	if (!hc->queued)
+		return;
+	if (hc->q_prev)
+		hc->q_prev->q_next = hc->q_next;
+	else
+		q_head = hc->q_next;
+	if (hc->q_next)
+		hc->q_next->q_prev = hc->q_prev;
+	else
+		q_tail = hc->q_prev;
+	hc->q_prev = hc->q_next = NULL;
+	hc->queued = false;
+	q_len--;
+	atomic_fetch_sub(&hc->cluster->pending_rq, 1);
+	sk_stat_sub(hc->w->shard, hc->cluster->st.upstream_rq_pending_active, 1);
+}
+
+static void q_push(struct sk_http_conn *hc)
+{
+	hc->queued = true;
+	hc->q_next = NULL;
+	hc->q_prev = q_tail;
+	if (q_tail)
+		q_tail->q_next = hc;
+	else
+		q_head = hc;
+	q_tail = hc;
+	q_len++;
+	atomic_fetch_add(&hc->cluster->pending_rq, 1);
+	if (!hc->dequeued)
+		sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_pending_total);
+	sk_stat_add(hc->w->shard, hc->cluster->st.upstream_rq_pending_active, 1);
+}
+
+/* Whether a request of cl may find a connection on this worker now. */
+static bool q_may_go(const struct sk_cluster *cl, uint32_t worker)
+{
+	if (atomic_load(&cl->active_cx) < cl->config->cb[0].max_connections || cl->slots[worker].n_cx == 0)
+		return true;
+	for (const struct upconn *u = idle_list; u != NULL; u = u->next)
+		if (u->cluster == cl)
+			return true;
+	return false;
+}
+
+/* The waiting requests whose cluster has a connection free try again, in order; one that
+ * still finds none (another host's connection was free) goes back to the end of the line. */
+static void on_q_kick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	static _Thread_local uint32_t gen;
+	size_t n = q_len;
+
+	(void)loop;
+	(void)t;
+	(void)revents;
+	gen++;
+	while (n-- > 0) {
+		struct sk_http_conn *hc = q_head;
+
+		/* from the head each time: dispatching one may end others (an HTTP/2 connection) */
+		while (hc != NULL && (hc->q_gen == gen || !q_may_go(hc->cluster, hc->w->index)))
+			hc = hc->q_next;
+		if (hc == NULL)
+			break;
+		hc->q_gen = gen;
+		q_unlink(hc);
+		hc->in_callback = true;
+		hc->dequeued = true;
+		forward(hc);
+		hc->dequeued = false;
+		if (!hc->must_close && hc->active && !hc->req_done && !hc->queued)
+			process(hc); /* the body held while it waited */
+		finish_callback(hc);
+	}
+}
+
+/* A connection of this worker became free: the waiting requests try again, from the loop
+ * (not from inside the stream that freed it). */
+static void q_kick_soon(struct sk_worker *w)
+{
+	if (q_head == NULL)
+		return;
+	if (!q_kick_ready) {
+		ev_timer_init(&q_kick, on_q_kick, 0., 0.);
+		q_kick_ready = true;
+	}
+	if (!ev_is_active(&q_kick))
+		ev_timer_start(w->loop, &q_kick);
 }
 
 void sk_http_pool_retire(struct sk_worker *w, const struct sk_snapshot *snap)
@@ -447,6 +563,7 @@ void sk_http_pool_close_all(struct sk_worker *w)
 {
 	struct upconn *u = idle_list, *next;
 
+	sk_shadow_close_all(w);
 	sk_h2_up_close_all(w);
 	for (; u != NULL; u = next) {
 		next = u->next;
@@ -956,6 +1073,7 @@ static void up_release(struct sk_http_conn *hc, bool reusable)
 	hc->u = NULL;
 	if (hc->upstream_rq_counted) {
 		sk_stat_sub(hc->w->shard, u->cluster->st.upstream_rq_active, 1);
+		atomic_fetch_sub(&u->cluster->active_rq, 1);
 		hc->upstream_rq_counted = false;
 	}
 	if (reusable && u->connected && pending(&u->out) == 0 && pending(&u->in) == 0 && u->fd >= 0)
@@ -979,6 +1097,7 @@ static void stream_end(struct sk_http_conn *hc)
 	ev_timer_stop(w->loop, &hc->retry_timer);
 	ev_timer_stop(w->loop, &hc->fault_timer);
 	hc->fault_delaying = false;
+	q_unlink(hc);
 	if (hc->retry_held && hc->cluster) {
 		atomic_fetch_sub(&hc->cluster->active_retries, 1);
 		hc->retry_held = false;
@@ -1307,7 +1426,7 @@ static void up_connect_failed(struct sk_http_conn *hc, bool timeout, int err)
 		int k = sk_http_code_index(503);
 
 		if (k >= 0)
-			sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
+			sk_cluster_count_code(w->shard, u->cluster, k);
 	}
 	if (maybe_retry(hc, TRY_CONNECT_FAILURE, 0))
 		return;
@@ -1340,10 +1459,14 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	int fd;
 
 	if (atomic_load(&cl->active_cx) >= cc->cb[0].max_connections) {
+		/* as Envoy: over the limit, a worker without any connection to the cluster still
+		 * opens one, or its waiting requests could never go */
 		sk_stat_inc(w->shard, cl->st.upstream_cx_overflow);
-		local_reply(hc, 503, "UO", "upstream connect error or disconnect/reset before headers. reset "
-			    "reason: overflow", NULL);
-		return NULL;
+		if (cl->slots[w->index].n_cx > 0) {
+			local_reply(hc, 503, "UO", "upstream connect error or disconnect/reset before headers. "
+				    "reset reason: overflow", NULL);
+			return NULL;
+		}
 	}
 	u = calloc(1, sizeof(*u));
 	if (u == NULL) {
@@ -1565,7 +1688,7 @@ static void response_head(struct sk_http_conn *hc, const struct sk_h1_head *h, b
 	if (!counted) {
 		sk_stat_inc(w->shard, u->cluster->st.upstream_rq_class[h->status / 100]);
 		if ((k = sk_http_code_index((unsigned)h->status)) >= 0)
-			sk_stat_inc(w->shard, u->cluster->st.upstream_rq_code[k]);
+			sk_cluster_count_code(w->shard, u->cluster, k);
 	}
 	if (hc->retry_exhausted)
 		hc->flags = "URX";
@@ -1700,7 +1823,7 @@ static void up_process(struct sk_http_conn *hc)
 
 				sk_stat_inc(hc->w->shard, u->cluster->st.upstream_rq_class[st / 100]);
 				if ((k = sk_http_code_index(st)) >= 0)
-					sk_stat_inc(hc->w->shard, u->cluster->st.upstream_rq_code[k]);
+					sk_cluster_count_code(hc->w->shard, u->cluster, k);
 				if (maybe_retry(hc, TRY_STATUS, st))
 					return;
 				/* this response goes downstream: its stats are already counted */
@@ -1751,7 +1874,7 @@ static void charge(struct sk_http_conn *hc, unsigned code)
 		return;
 	sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_class[code / 100]);
 	if ((k = sk_http_code_index(code)) >= 0)
-		sk_stat_inc(hc->w->shard, hc->cluster->st.upstream_rq_code[k]);
+		sk_cluster_count_code(hc->w->shard, hc->cluster, k);
 }
 
 static void up_eof(struct sk_http_conn *hc, int err)
@@ -1944,6 +2067,14 @@ static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
 }
 
 /* Picks the host, takes a pooled connection or opens one, and sends the request head. */
+/* A circuit breaker (max_requests, max_pending_requests) refuses the request: 503 UO. */
+static void rq_overflow(struct sk_http_conn *hc, struct sk_cluster *cl)
+{
+	sk_stat_inc(hc->w->shard, cl->st.upstream_rq_pending_overflow);
+	local_reply(hc, 503, "UO", "upstream connect error or disconnect/reset before headers. reset reason: "
+		    "overflow", NULL);
+}
+
 static void forward(struct sk_http_conn *hc)
 {
 	struct sk_conn *c = hc->c;
@@ -1955,6 +2086,10 @@ static void forward(struct sk_http_conn *hc)
 	struct upconn *u;
 	bool want_h2;
 
+	if (atomic_load(&cl->active_rq) >= cl->config->cb[0].max_requests) {
+		rq_overflow(hc, cl);
+		return;
+	}
 	if (cl->config->type == SK_CLUSTER_ORIGINAL_DST) {
 		addr = c->local;
 	} else {
@@ -2008,13 +2143,26 @@ static void forward(struct sk_http_conn *hc)
 		hc->replayable = hc->req_framing == SK_H1_BODY_NONE && !hc->upgrade;
 		if (hc->expect_continue && !hc->req_done && hc->h2 == NULL)
 			appends(&hc->dout, "HTTP/1.1 100 Continue\r\n\r\n");
-	} else if (!hc->retrying) {
+	} else if (!hc->retrying && !hc->dequeued) {
 		/* a stale pooled connection's request sent again (not a policy retry) */
 		sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
 	}
 	want_h2 = cl->config->http_protocol == SK_UPSTREAM_HTTP2 ||
 		  (cl->config->http_protocol == SK_UPSTREAM_DOWNSTREAM && hc->h2 != NULL);
 	u = want_h2 ? NULL : pool_get(cl, &addr);
+	if (u == NULL && !want_h2 && atomic_load(&cl->active_cx) >= cl->config->cb[0].max_connections &&
+	    cl->slots[w->index].n_cx > 0) {
+		/* every connection the cluster may open is open: wait for one, if the line is
+		 * not full (max_pending_requests) */
+		if (atomic_load(&cl->pending_rq) >= cl->config->cb[0].max_pending_requests) {
+			rq_overflow(hc, cl);
+			return;
+		}
+		q_push(hc);
+		if (hc->req_done)
+			start_route_timer(hc);
+		return;
+	}
 	if (u != NULL) {
 		u->hc = hc;
 		hc->u = u;
@@ -2024,6 +2172,7 @@ static void forward(struct sk_http_conn *hc)
 		return;
 	}
 	sk_stat_add(w->shard, cl->st.upstream_rq_active, 1);
+	atomic_fetch_add(&cl->active_rq, 1);
 	hc->upstream_rq_counted = true;
 	sk_h1_parser_expect_response(u->rp, hc->method_id, hc->upgrade);
 	append(&u->out, hc->up_head.p, hc->up_head.len);
@@ -2282,13 +2431,13 @@ static const struct sk_fault *fault_config(const struct sk_http_conn *hc)
 {
 	const struct sk_hcm_config *cfg = hc->cfg;
 	const struct sk_route *r = hc->route;
-	const struct sk_filter_configs *lv[3] = { &r->filter_configs, &r->vhost->filter_configs,
-						  &r->vhost->config->filter_configs };
+	const struct sk_filter_configs *lv[4] = { hc->wc ? &hc->wc->filter_configs : NULL, &r->filter_configs,
+						  &r->vhost->filter_configs, &r->vhost->config->filter_configs };
 	const struct sk_route_fault *rf = hc->rds ? hc->rds->faults : cfg->route_faults;
 	unsigned n = hc->rds ? hc->rds->n_faults : cfg->per_route_faults;
 
-	for (size_t l = 0; n > 0 && l < 3; l++)
-		for (size_t i = 0; i < n; i++)
+	for (size_t l = 0; n > 0 && l < 4; l++)
+		for (size_t i = 0; lv[l] && i < n; i++)
 			if (rf[i].fc == lv[l])
 				return &rf[i].fault;
 	return &cfg->fault_cfg;
@@ -2528,6 +2677,12 @@ static void request_route(struct sk_http_conn *hc)
 	}
 	if (cfg->cors && cfg->cors_first && cors_begin(hc))
 		return;
+	if (cfg->fault && hc->route->action == SK_ROUTE_FORWARD &&
+	    hc->route->fwd.cluster_kind == SK_ROUTE_CLUSTER_WEIGHTED) {
+		/* as Envoy: the weighted cluster is chosen with the route, so its own
+		 * typed_per_filter_config is the most specific one the filters see */
+		hc->wc = sk_route_pick_weighted(&hc->route->fwd, &hc->rq, rnd());
+	}
 	if (cfg->fault && fault_begin(hc))
 		return;
 	route_continue(hc);
@@ -2557,7 +2712,8 @@ static void route_continue(struct sk_http_conn *hc)
 		cname = f->cluster;
 		break;
 	case SK_ROUTE_CLUSTER_WEIGHTED:
-		hc->wc = sk_route_pick_weighted(f, &rq, rnd());
+		if (hc->wc == NULL) /* picked before the filters when a fault filter runs */
+			hc->wc = sk_route_pick_weighted(f, &rq, rnd());
 		if (hc->wc && hc->wc->name)
 			cname = hc->wc->name;
 		else if (hc->wc && hc->wc->cluster_header) {
@@ -2594,10 +2750,103 @@ static void route_continue(struct sk_http_conn *hc)
 	forward(hc);
 }
 
+/* The request as a shadow sends it: the head as sent upstream with the host rewritten
+ * (the literal, or "-shadow" appended to the host name) and connection: close, then the
+ * body as sent. malloc'd; NULL when out of memory. */
+static char *shadow_request(const struct sk_http_conn *hc, const struct sk_mirror_policy *m, size_t *len)
+{
+	const char *p = hc->up_head.p + hc->up_head.off, *end = p + pending(&hc->up_head);
+	struct buf b = {0};
+	bool first = true;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t n = eol ? (size_t)(eol - p) + 1 : (size_t)(end - p);
+
+		if (n <= 2 && !first) {
+			appends(&b, "connection: close\r\n\r\n");
+			break;
+		}
+		if (!first && n > 5 && strncasecmp(p, "host:", 5) == 0) {
+			const char *v = p + 5, *ve = p + n;
+
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' '))
+				ve--;
+			appends(&b, "host: ");
+			if (m->host_rewrite_literal) {
+				appends(&b, m->host_rewrite_literal);
+			} else {
+				const char *colon = memrchr(v, ':', (size_t)(ve - v));
+
+				if (colon == NULL || memchr(colon, ']', (size_t)(ve - colon)))
+					colon = ve; /* no port (or an IPv6 literal's last colon) */
+				append(&b, v, (size_t)(colon - v));
+				if (!m->disable_shadow_host_suffix_append)
+					appends(&b, "-shadow");
+				append(&b, colon, (size_t)(ve - colon));
+			}
+			appends(&b, "\r\n");
+		} else if (first || !((n > 11 && strncasecmp(p, "connection:", 11) == 0) ||
+				      (n > 11 && strncasecmp(p, "keep-alive:", 11) == 0))) {
+			append(&b, p, n);
+		}
+		first = false;
+		p += n;
+	}
+	if (pending(&hc->body_buf) > 0)
+		append(&b, hc->body_buf.p + hc->body_buf.off, pending(&hc->body_buf));
+	*len = pending(&b);
+	if (b.p != NULL && b.off > 0)
+		memmove(b.p, b.p + b.off, *len);
+	return b.p;
+}
+
+/* request_mirror_policies: once the request is whole, a copy goes to each policy's cluster
+ * (within its fraction). A body longer than the buffer limit is not mirrored. */
+static void mirror(struct sk_http_conn *hc)
+{
+	const struct sk_route_forward *f = &hc->route->fwd;
+	bool body = hc->req_framing != SK_H1_BODY_NONE;
+
+	if (body && !hc->body_ok) {
+		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: request body over the buffer limit: not mirrored",
+			     (unsigned long long)hc->c->id);
+		return;
+	}
+	for (size_t i = 0; i < f->n_mirrors; i++) {
+		const struct sk_mirror_policy *m = &f->mirrors[i];
+		char name[256];
+		struct sk_cluster *cl;
+		char *req;
+		size_t len;
+
+		if (m->fraction.denominator == 0 || rnd() % m->fraction.denominator >= m->fraction.numerator)
+			continue;
+		if (m->cluster) {
+			snprintf(name, sizeof(name), "%s", m->cluster);
+		} else {
+			struct sk_slice v = sk_route_request_header(&hc->rq, m->cluster_header, strlen(m->cluster_header));
+
+			snprintf(name, sizeof(name), "%.*s", (int)v.len, v.ptr ? v.ptr : "");
+		}
+		cl = name[0] ? sk_snapshot_cluster(hc->snap, name) : NULL;
+		if (cl == NULL) {
+			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: mirror cluster '%s' not found",
+				     (unsigned long long)hc->c->id, name);
+			continue;
+		}
+		req = shadow_request(hc, m, &len);
+		if (req != NULL)
+			sk_shadow_send(hc->w, cl, req, len, hc->rr.timeout, rnd());
+	}
+}
+
 /* Keeps what is sent upstream after the head, for a retry, while it fits the buffer limit. */
 static void keep_body(struct sk_http_conn *hc, const char *p, size_t n)
 {
-	if (hc->rp == NULL || !hc->body_ok)
+	if ((hc->rp == NULL && !(hc->route && hc->route->fwd.n_mirrors > 0)) || !hc->body_ok)
 		return;
 	if (pending(&hc->body_buf) + n > hc->limit || append(&hc->body_buf, p, n) < 0) {
 		hc->body_ok = false;
@@ -2642,6 +2891,8 @@ static void request_trailers(struct sk_http_conn *hc, const struct sk_h1_field *
 	from = u->out.len;
 	appends(&u->out, "0\r\n");
 	for (size_t i = 0; i < n; i++) {
+		if (hop_by_hop(t[i].name.p, t[i].name.len))
+			continue; /* as Envoy: connection-specific fields are not forwarded */
 		append(&u->out, t[i].name.p, t[i].name.len);
 		appends(&u->out, ": ");
 		append(&u->out, t[i].value.p, t[i].value.len);
@@ -2670,6 +2921,8 @@ static void request_done(struct sk_http_conn *hc)
 		/* no upstream connection (being replaced): the timer starts with it */
 		start_route_timer(hc);
 	}
+	if (hc->forwarding && hc->route && hc->route->fwd.n_mirrors > 0)
+		mirror(hc);
 	if (hc->resp_done)
 		stream_end(hc);
 	else if (hc->cfg->request_timeout > 0 && !hc->timer_is_route)
@@ -2687,7 +2940,7 @@ static void process(struct sk_http_conn *hc)
 		return;
 	}
 	while (!hc->must_close) {
-		if (hc->active && (hc->req_done || hc->fault_delaying || hc->ws_wait))
+		if (hc->active && (hc->req_done || hc->fault_delaying || hc->ws_wait || hc->queued))
 			return; /* a fault delay: the body waits in din until the request goes on */
 		if (!hc->active && (hc->close_after || pending(&hc->dout) > hc->limit))
 			return;
@@ -2858,6 +3111,7 @@ static void conn_free(struct sk_http_conn *hc)
 	struct sk_worker *w = hc->w;
 
 	up_release(hc, false);
+	q_unlink(hc);
 	sk_snapshot_unref(hc->snap);
 	ev_io_stop(w->loop, &hc->wio);
 	ev_timer_stop(w->loop, &hc->rq_timer);
@@ -2876,6 +3130,7 @@ static void conn_free(struct sk_http_conn *hc)
 	buf_free(&hc->up_head);
 	buf_free(&hc->body_buf);
 	buf_free(&hc->h2_trailers);
+	buf_free(&hc->h2_req_trailers);
 	free(hc->fields);
 	free(hc->rh);
 	free(hc);
@@ -3162,10 +3417,15 @@ void sk_http_stream_end(struct sk_http_conn *hc)
 
 void sk_http_stream_resume(struct sk_http_conn *hc)
 {
-	if (hc->up_paused && hc->u && pending(&hc->dout) <= hc->limit) {
+	struct upconn *u = hc->u;
+
+	if (hc->up_paused && u && pending(&hc->dout) <= hc->limit) {
 		hc->up_paused = false;
-		ev_io_start(hc->w->loop, &hc->u->rio);
+		if (u->h2 == NULL) /* an HTTP/2 stream has no socket: its window reopens instead */
+			ev_io_start(hc->w->loop, &u->rio);
 		up_process(hc);
+		if (hc->u == u && u->h2)
+			sk_h2_up_consumed(u);
 	}
 }
 
@@ -3187,6 +3447,25 @@ void sk_http_stream_closed(struct sk_http_conn *hc, uint32_t error_code)
 	conn_free(hc);
 }
 
+/* The request trailers http2.c kept ("name\0value\0"...) go upstream after the body. */
+static void h2_request_trailers(struct sk_http_conn *hc)
+{
+	const char *p = hc->h2_req_trailers.p, *end = p + hc->h2_req_trailers.len;
+	struct sk_h1_field *t = calloc(hc->cfg->max_headers_count + 1u, sizeof(*t));
+	size_t n = 0;
+
+	if (t == NULL)
+		return;
+	while (p < end && n <= hc->cfg->max_headers_count) {
+		size_t nl = strlen(p), vl = strlen(p + nl + 1);
+
+		t[n++] = (struct sk_h1_field){ { p, nl }, { p + nl + 1, vl } };
+		p += nl + vl + 2;
+	}
+	request_trailers(hc, t, n);
+	free(t);
+}
+
 /* The request body of an HTTP/2 stream, from din to the upstream, as far as the upstream
  * takes it; flow-control credit returns as it goes. The request ends when its END_STREAM
  * came and din is empty. */
@@ -3195,7 +3474,7 @@ static void h2_pump(struct sk_http_conn *hc)
 	while (!hc->must_close && hc->active && !hc->req_done) {
 		size_t n = pending(&hc->din);
 
-		if (hc->fault_delaying || (hc->u && pending(&hc->u->out) > hc->limit))
+		if (hc->fault_delaying || hc->queued || (hc->u && pending(&hc->u->out) > hc->limit))
 			return;
 		if (n == 0)
 			break;
@@ -3203,6 +3482,9 @@ static void h2_pump(struct sk_http_conn *hc)
 		consume(&hc->din, n);
 		sk_h2_consumed(hc, n);
 	}
-	if (!hc->must_close && hc->active && !hc->req_done && hc->h2_end_in && pending(&hc->din) == 0)
+	if (!hc->must_close && hc->active && !hc->req_done && hc->h2_end_in && pending(&hc->din) == 0) {
+		if (hc->h2_req_trailers.len > 0)
+			h2_request_trailers(hc);
 		request_done(hc);
+	}
 }

@@ -141,6 +141,8 @@ struct upconn {
 	int32_t sid;
 	struct sk_h1_parser *wp;
 	struct buf body, rhead, rtrailers;
+	struct buf req_trailers;        /* "name\0value\0"...: the request's, HEADERS after its body */
+	size_t h2_held;                 /* response DATA bytes whose window is not yet returned */
 	uint32_t status;
 	bool req_eof, resp_head_done, resp_chunked, resp_end, trailers_expected;
 	char clen[24];                  /* the response's content-length, kept aside */
@@ -167,6 +169,8 @@ struct sk_http_conn {
 	bool h2_headers_done;           /* fields point into head (before: offsets) */
 	uint32_t h2_hdr_bytes;
 	struct buf h2_trailers;         /* "name\0value\0"... response trailers, sent after the body */
+	struct buf h2_req_trailers;     /* "name\0value\0"... request trailers (http2.c), forwarded
+					 * after the body */
 	struct sk_http_conn *h2_prev, *h2_next;
 	struct sk_worker *w;
 	const struct sk_hcm_config *cfg;
@@ -239,6 +243,11 @@ struct sk_http_conn {
 	/* envoy.filters.http.fault */
 	struct sk_route_request rq;     /* the routing view, kept while a fault delay runs */
 	bool fault_delaying;
+	/* max_connections reached: the request waits (unread body included) for a connection of
+	 * its cluster on this worker, within max_pending_requests */
+	bool queued, dequeued;
+	uint32_t q_gen;                 /* the last kick that tried it */
+	struct sk_http_conn *q_prev, *q_next;
 	ev_timer fault_timer;
 
 	/* envoy.filters.http.cors */
@@ -295,6 +304,9 @@ void sk_http_up_input(struct upconn *u);     /* more of the response is in u->in
 void sk_http_up_reset(struct upconn *u, int err); /* the stream ended before the response */
 
 /* http2_up.c, for http_conn.c. */
+/* The router took response bytes out of u->in (the downstream drained): the DATA they came
+ * in returns its flow-control window, so the peer sends more. */
+void sk_h2_up_consumed(struct upconn *u);
 /* Binds u (a new upconn of hc) to a pooled HTTP/2 connection to u->addr, or a new one. */
 int sk_h2_up_attach(struct upconn *u);
 /* Frames what u->out holds (HTTP/1.1 text) as the stream's HEADERS and DATA. */

@@ -263,7 +263,7 @@ static void release_task(struct sk_worker *w, void *arg)
 	}
 	ev_idle_stop(w->loop, &w->reaper);
 	sk_relay_thread_cleanup();
-	sk_regex_thread_cleanup();
+	sk_regex_thread_free();
 	sk_h2_thread_cleanup();
 	sk_h2_up_thread_cleanup();
 	if (w->snapshot) {

@@ -173,6 +173,12 @@ static void refresh_gauges(struct sk_server *s)
 	sk_stat_set(s->shard, s->st.live, s->healthcheck_failed ? 0 : s->state == SK_STATE_LIVE);
 }
 
+void sk_server_sync_stats(struct sk_server *s)
+{
+	for (size_t i = 0; s->snapshot && i < s->snapshot->n_clusters; i++)
+		sk_cluster_sync_stats(s->snapshot->clusters[i], s->stats, s->shard);
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sk_server *s = w->data;
@@ -180,6 +186,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	refresh_gauges(s);
+	sk_server_sync_stats(s);
 }
 
 /* The first SIGTERM/SIGINT drains (connections get --drain-time-s to finish) and exits
@@ -431,6 +438,6 @@ void sk_server_destroy(struct sk_server *s)
 	sk_admin_free(s->admin);
 	sk_stats_store_free(s->stats);
 	sk_bootstrap_free(s->bootstrap);
-	sk_regex_thread_cleanup();
+	sk_regex_thread_free();
 	memset(s, 0, sizeof(*s));
 }

@@ -102,6 +102,10 @@ struct sk_memory {
 };
 void sk_server_memory(struct sk_memory *m);
 
+/* Registers the stats created on first use (a cluster's upstream_rq_<code>) and folds in
+ * what was counted before; before stats are rendered, and every tick. */
+void sk_server_sync_stats(struct sk_server *s);
+
 /* Frees everything; the loop itself is left to the caller. */
 void sk_server_destroy(struct sk_server *s);
 

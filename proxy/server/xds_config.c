@@ -7,6 +7,7 @@
 #include "proxy/server/xds_config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "xds/translate/route.h"
 
 #define WARM_POLL_SECONDS 0.25
+#define TRIM_AFTER_RESOURCES 1000
 #define DEFAULT_INITIAL_FETCH_TIMEOUT 15.0
 
 typedef Envoy__Config__Endpoint__V3__ClusterLoadAssignment cla_pb;
@@ -73,6 +75,12 @@ struct droute {
 
 struct dcla {
 	struct res r;                       /* the ClusterLoadAssignment's bytes */
+	const cla_pb *msg;                  /* decoded, during the update that brought it only */
+};
+
+struct eds_user {
+	const char *name;                   /* the cluster's eds_service_name */
+	struct dcluster *e;
 };
 
 struct table {
@@ -122,6 +130,8 @@ struct sk_xds_config {
 	ev_timer drain_timer;
 	struct drain *drains, **drains_tail;
 	size_t n_draining;
+	struct eds_user *eds_ix;            /* EDS clusters by service name (sorted), rebuilt by CDS */
+	size_t n_eds_ix;
 	struct {
 		sk_stat_id cds_update_empty, cds_update_time, lds_update_empty, lds_update_time,
 			cluster_modified, cluster_removed, listener_modified, listener_removed,
@@ -386,25 +396,49 @@ fail:
 	return NULL;
 }
 
+static int eds_user_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct eds_user *)a)->name, ((const struct eds_user *)b)->name);
+}
+
+/* The index of EDS clusters by service name, after the cluster table changed. */
+static void eds_index(struct sk_xds_config *x)
+{
+	const struct table *t = &x->t[K_CLUSTER];
+	struct eds_user *v = malloc((t->n + 1) * sizeof(*v));
+	size_t n = 0;
+
+	if (v == NULL) {
+		sk_log_error(SK_LOG_UPSTREAM, "out of memory indexing EDS clusters");
+		return;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct dcluster *e = t->v[i];
+
+		if (e->c && e->c->config->eds_service_name)
+			v[n++] = (struct eds_user){e->c->config->eds_service_name, e};
+	}
+	qsort(v, n, sizeof(*v), eds_user_cmp);
+	free(x->eds_ix);
+	x->eds_ix = v;
+	x->n_eds_ix = n;
+}
+
 /* The clusters (dynamic entries, current table) whose EDS service name is name. */
 static size_t eds_users(const struct sk_xds_config *x, const char *name, struct dcluster **out, size_t max)
 {
-	const struct table *t = &x->t[K_CLUSTER];
-	size_t n = 0;
+	size_t lo = 0, hi = x->n_eds_ix, n = 0;
 
-	/* one name is nearly always one cluster: its own (Istio names them alike) */
-	struct dcluster *same = tab_find(t, name);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
 
-	if (same && same->c && same->c->config->eds_service_name &&
-	    strcmp(same->c->config->eds_service_name, name) == 0 && n < max)
-		out[n++] = same;
-	for (size_t i = 0; i < t->n && n < max; i++) {
-		struct dcluster *e = t->v[i];
-
-		if (e != same && e->c && e->c->config->eds_service_name &&
-		    strcmp(e->c->config->eds_service_name, name) == 0)
-			out[n++] = e;
+		if (strcmp(x->eds_ix[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	for (; lo < x->n_eds_ix && n < max && strcmp(x->eds_ix[lo].name, name) == 0; lo++)
+		out[n++] = x->eds_ix[lo].e;
 	return n;
 }
 
@@ -430,6 +464,7 @@ static void *make_cla(struct sk_xds_config *x, const struct sk_ads_resource *ar,
 		goto fail;
 	}
 	sk_localities_free(locs, n);
+	e->msg = (const cla_pb *)ar->msg;
 	return e;
 fail:
 	entry_free(x, K_ENDPOINT, e, false);
@@ -1033,6 +1068,7 @@ static int apply_clusters(struct sk_xds_config *x, struct sk_ads_update *u, char
 	n_fresh = ch.n_fresh;
 	ch.fresh = NULL; /* kept for below; commit frees only the arrays it owns */
 	change_commit(x, K_CLUSTER, &ch);
+	eds_index(x);
 	for (i = 0; i < n_fresh; i++) {
 		struct dcluster *e = fresh[i];
 		struct dcla *known;
@@ -1109,15 +1145,12 @@ static int apply_endpoints(struct sk_xds_config *x, struct sk_ads_update *u, cha
 		size_t n = eds_users(x, e->r.name, users, max);
 		cla_pb *la;
 
-		if (n == 0)
-			continue;
-		la = cla_decode(e);
+		la = (cla_pb *)e->msg;
+		e->msg = NULL; /* the update's message: gone after it */
 		for (size_t k = 0; k < n; k++) {
 			warmed |= users[k]->warming;
 			assign(x, users[k], la);
 		}
-		if (la)
-			protobuf_c_message_free_unpacked(&la->base, NULL);
 	}
 	free(fresh);
 	free(users);
@@ -1401,6 +1434,8 @@ static int on_apply(void *ctx, struct sk_ads_update *u, char *err, size_t errlen
 		sk_log_warn(SK_LOG_CONFIG, "%s update version %s rejected: %s", sk_xds_type_short(u->type_url),
 			    u->version ? u->version : "", err);
 	progress(x);
+	if (u->n_resources + u->n_removed >= TRIM_AFTER_RESOURCES)
+		malloc_trim(0); /* a large update leaves its decoded messages' memory free in the heap */
 	return rc;
 }
 
@@ -1592,6 +1627,7 @@ void sk_xds_config_free(struct sk_xds_config *x)
 		sk_listener_unref(x->static_listeners[i]);
 	free(x->static_clusters);
 	free(x->static_listeners);
+	free(x->eds_ix);
 	free(x);
 }
 

@@ -483,11 +483,6 @@ static sk_stat_id stat_register(struct sk_stats_store *store, const char *name, 
 	if (sk__tags_assign(store, st) ||
 	    alloc_slots(store, type == SK_STAT_HISTOGRAM ? SK__HIST_SLOTS : 1, &slot)) {
 		free(st->name);
-		free(st->tag_extracted);
-		for (size_t i = 0; i < st->n_tags; i++) {
-			free(st->tags[i].name);
-			free(st->tags[i].value);
-		}
 		free(st->tags);
 		return SK_STAT_NONE;
 	}
@@ -625,13 +620,9 @@ void sk_stats_store_free(struct sk_stats_store *store)
 	for (size_t i = 0; i < store->n_stats; i++) {
 		struct sk__stat *st = &store->stats[i];
 		free(st->name);
-		free(st->tag_extracted);
-		for (size_t t = 0; t < st->n_tags; t++) {
-			free(st->tags[t].name);
-			free(st->tags[t].value);
-		}
 		free(st->tags);
 	}
+	sk__intern_free(store);
 	free(store->stats);
 	free(store->slot_stat);
 	free(store->index);

@@ -41,8 +41,8 @@ struct sk_stats_shard {
 };
 
 struct sk__tag {
-	char *name;
-	char *value;
+	const char *name;
+	const char *value;
 };
 
 /* One registered stat (main thread only). */
@@ -51,8 +51,8 @@ struct sk__stat {
 	enum sk_stat_type type;
 	enum sk_gauge_mode mode;
 	sk_stat_id id;
-	char *tag_extracted;
-	struct sk__tag *tags;
+	const char *tag_extracted;    /* interned */
+	struct sk__tag *tags;         /* the array is the stat's; the strings are interned */
 	size_t n_tags;
 };
 
@@ -111,14 +111,23 @@ struct sk_stats_store {
 	size_t n_namespaces;
 
 	pcre2_match_data *md; /* main thread scratch */
+
+	/* Tag strings (tag-extracted names, tag names and values) are shared by every stat that
+	 * has them: "cluster.upstream_rq_total" once, a cluster's name once per tag. */
+	char **interned;      /* open addressing, NULL = empty */
+	size_t n_interned, cap_interned;
 };
 
 /* tags.c */
 int sk__tags_init(struct sk_stats_store *store, const struct sk_stats_config *config, char *err,
 		  size_t errlen);
 void sk__tags_free(struct sk_stats_store *store);
-/* Fills the stat's tag_extracted/tags. Returns 0 or -ENOMEM. */
+/* Fills the stat's tag_extracted/tags (strings interned: owned by the store, not the stat).
+ * Returns 0 or -ENOMEM. */
 int sk__tags_assign(struct sk_stats_store *store, struct sk__stat *stat);
+/* The store's one copy of s[0..n) (NUL-terminated); NULL when out of memory. */
+const char *sk__intern(struct sk_stats_store *store, const char *s, size_t n);
+void sk__intern_free(struct sk_stats_store *store);
 
 /* stats.c: summed reads used by render.c. */
 uint64_t sk__slot_sum(const struct sk_stats_store *store, uint32_t slot);

@@ -481,23 +481,87 @@ static size_t stripped_name(struct extraction *ex, char *out, size_t outlen)
 	return o;
 }
 
+static uint64_t intern_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static int intern_grow(struct sk_stats_store *store)
+{
+	size_t cap = store->cap_interned ? store->cap_interned * 2 : 256;
+	char **v = calloc(cap, sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < store->cap_interned; i++) {
+		char *s = store->interned[i];
+		size_t j;
+
+		if (s == NULL)
+			continue;
+		for (j = intern_hash(s, strlen(s)) & (cap - 1); v[j]; j = (j + 1) & (cap - 1))
+			;
+		v[j] = s;
+	}
+	free(store->interned);
+	store->interned = v;
+	store->cap_interned = cap;
+	return 0;
+}
+
+const char *sk__intern(struct sk_stats_store *store, const char *s, size_t n)
+{
+	size_t j;
+
+	if ((store->n_interned + 1) * 10 > store->cap_interned * 7 && intern_grow(store) < 0)
+		return NULL;
+	for (j = intern_hash(s, n) & (store->cap_interned - 1); store->interned[j];
+	     j = (j + 1) & (store->cap_interned - 1))
+		if (strncmp(store->interned[j], s, n) == 0 && store->interned[j][n] == '\0')
+			return store->interned[j];
+	if ((store->interned[j] = strndup(s, n)) == NULL)
+		return NULL;
+	store->n_interned++;
+	return store->interned[j];
+}
+
+void sk__intern_free(struct sk_stats_store *store)
+{
+	for (size_t i = 0; i < store->cap_interned; i++)
+		free(store->interned[i]);
+	free(store->interned);
+	store->interned = NULL;
+	store->n_interned = store->cap_interned = 0;
+}
+
 int sk__tags_assign(struct sk_stats_store *store, struct sk__stat *st)
 {
 	struct extraction *ex = malloc(sizeof(*ex));
+	char buf[512], *name = buf;
 	if (!ex)
 		return -ENOMEM;
 	extract(store, st->name, ex);
 	size_t n = stripped_name(ex, NULL, 0);
-	st->tag_extracted = malloc(n + 1);
+	if (n >= sizeof(buf) && (name = malloc(n + 1)) == NULL) {
+		free(ex);
+		return -ENOMEM;
+	}
+	stripped_name(ex, name, n + 1);
+	st->tag_extracted = sk__intern(store, name, n);
+	if (name != buf)
+		free(name);
 	st->tags = ex->n_tags ? calloc(ex->n_tags, sizeof(*st->tags)) : NULL;
 	if (!st->tag_extracted || (ex->n_tags && !st->tags)) {
 		free(ex);
 		return -ENOMEM;
 	}
-	stripped_name(ex, st->tag_extracted, n + 1);
 	for (size_t i = 0; i < ex->n_tags; i++) {
-		st->tags[i].name = strdup(ex->tags[i].name);
-		st->tags[i].value = strndup(ex->tags[i].value, ex->tags[i].value_len);
+		st->tags[i].name = sk__intern(store, ex->tags[i].name, strlen(ex->tags[i].name));
+		st->tags[i].value = sk__intern(store, ex->tags[i].value, ex->tags[i].value_len);
 		st->n_tags = i + 1;
 		if (!st->tags[i].name || !st->tags[i].value) {
 			free(ex);

@@ -252,6 +252,13 @@ int sk_cluster_set_localities(struct sk_cluster *c, struct sk_locality_config *l
 	}
 	publish(c, hs, c->main_shard);
 	sk_localities_free(old, n_old);
+	/* the host set holds every endpoint now: the config keeps only the localities' names
+	 * (for /clusters), not a second copy of each endpoint */
+	for (size_t l = 0; l < n; l++) {
+		free(locs[l].endpoints);
+		locs[l].endpoints = NULL;
+		locs[l].n_endpoints = 0;
+	}
 	return 0;
 }
 
@@ -456,11 +463,10 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 	C(upstream_rq_tx_reset);
 	C(upstream_cx_protocol_error);
 	C(upstream_cx_idle_timeout);
+	C(upstream_rq_pending_overflow);
+	G(upstream_rq_pending_active);
 	for (int k = 1; k <= 5; k++)
 		s->upstream_rq_class[k] = sk_stats_counterf(st, "cluster.%s.upstream_rq_%dxx", n, k);
-	for (int k = 0; sk_http_codes[k]; k++)
-		s->upstream_rq_code[k] = sk_stats_counterf(st, "cluster.%s.upstream_rq_%u", n,
-							   (unsigned)sk_http_codes[k]);
 	s->circuit_breakers_cx_open = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY,
 						      "cluster.%s.circuit_breakers.default.cx_open", n);
 #undef C
@@ -533,6 +539,28 @@ struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_
 fail:
 	sk_cluster_unref(c);
 	return NULL;
+}
+
+void sk_cluster_sync_stats(struct sk_cluster *c, struct sk_stats_store *stats, struct sk_stats_shard *shard)
+{
+	for (int k = 0; sk_http_codes[k]; k++) {
+		sk_stat_id id = atomic_load_explicit(&c->code_id[k], memory_order_relaxed);
+		uint64_t n;
+
+		if (id == SK_STAT_NONE) {
+			if (c->code_tried[k] || atomic_load_explicit(&c->code_pending[k], memory_order_relaxed) == 0)
+				continue;
+			c->code_tried[k] = true; /* a stats_matcher may refuse it: then it stays unkept */
+			id = sk_stats_counterf(stats, "cluster.%s.upstream_rq_%u", c->config->stat_name,
+					       (unsigned)sk_http_codes[k]);
+			if (id == SK_STAT_NONE)
+				continue;
+			atomic_store_explicit(&c->code_id[k], id, memory_order_release);
+		}
+		n = atomic_exchange_explicit(&c->code_pending[k], 0, memory_order_relaxed);
+		if (n)
+			sk_stat_add(shard, id, n);
+	}
 }
 
 struct sk_cluster *sk_cluster_ref(struct sk_cluster *c)

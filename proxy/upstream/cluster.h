@@ -80,9 +80,9 @@ struct sk_cluster_stats {
 		upstream_rq_retry_overflow, upstream_rq_retry_limit_exceeded, upstream_rq_per_try_timeout,
 		upstream_rq_pending_total,
 		upstream_cx_http1_total, upstream_cx_http2_total, upstream_rq_rx_reset, upstream_rq_tx_reset,
-		upstream_cx_protocol_error, upstream_cx_idle_timeout;
+		upstream_cx_protocol_error, upstream_cx_idle_timeout, upstream_rq_pending_overflow,
+		upstream_rq_pending_active;
 	sk_stat_id upstream_rq_class[6];   /* [1..5] */
-	sk_stat_id upstream_rq_code[32];   /* parallel to sk_http_codes */
 };
 
 /* The status codes that get an upstream_rq_<code> stat (0-terminated). */
@@ -95,6 +95,7 @@ struct sk_cluster_slot {
 	struct sk_host_set *hosts;        /* referenced */
 	struct sk_lb **lbs;               /* one per host group */
 	uint64_t seed;
+	uint32_t n_cx;                    /* this worker's open HTTP connections to the cluster */
 };
 
 struct sk_cluster {
@@ -105,6 +106,14 @@ struct sk_cluster {
 	struct sk_host_set *_Atomic hosts;
 	atomic_uint active_cx;            /* circuit breaker: open upstream connections */
 	atomic_uint active_retries;       /* circuit breaker max_retries: retries waiting to start */
+	atomic_uint active_rq;            /* circuit breaker max_requests: requests upstream */
+	/* upstream_rq_<code> (parallel to sk_http_codes) exist once a code was seen, as in Envoy:
+	 * workers count into code_pending until the main thread registers the stat */
+	_Atomic sk_stat_id code_id[32];
+	atomic_uint_fast64_t code_pending[32];
+	bool code_tried[32];              /* main thread: registration attempted */
+	atomic_uint pending_rq;           /* circuit breaker max_pending_requests: waiting for a
+					   * connection */
 	bool added_via_api;               /* CDS (not the bootstrap) */
 	uint32_t n_slots;
 	struct sk_cluster_slot *slots;    /* one per worker */
@@ -118,6 +127,21 @@ struct sk_cluster {
 	struct sk_host *resolved;         /* hosts gathered in this round */
 	size_t n_resolved, cap_resolved;
 };
+
+/* Counts a response code (index k of sk_http_codes) in upstream_rq_<code>. Any thread. */
+static inline void sk_cluster_count_code(struct sk_stats_shard *shard, struct sk_cluster *c, int k)
+{
+	sk_stat_id id = atomic_load_explicit(&c->code_id[k], memory_order_acquire);
+
+	if (id != SK_STAT_NONE)
+		sk_stat_inc(shard, id);
+	else
+		atomic_fetch_add_explicit(&c->code_pending[k], 1, memory_order_relaxed);
+}
+
+/* Main thread: registers the upstream_rq_<code> stats of the codes seen since the last call
+ * and adds what was counted before (before rendering stats, and every tick). */
+void sk_cluster_sync_stats(struct sk_cluster *c, struct sk_stats_store *stats, struct sk_stats_shard *shard);
 
 /* Creates the cluster for cc (taking ownership of it), registers its stats, builds the
  * host set of STATIC/EDS endpoints, and starts resolution for DNS clusters on `loop`.

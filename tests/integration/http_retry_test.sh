@@ -199,6 +199,11 @@ cat >"$TMP/retry.json" <<EOF
              "@type": "$FAULT_TYPE", "delay": {"fixed_delay": "0.2s", "percentage": {"numerator": 100}}}}},
           {"match": {"prefix": "/f/none"}, "route": {"cluster": "one"}, "typed_per_filter_config": {"envoy.filters.http.fault": {
              "@type": "$FAULT_TYPE"}}},
+          {"match": {"prefix": "/f/wc"}, "route": {"weighted_clusters": {"clusters": [
+            {"name": "one", "weight": 100, "typed_per_filter_config": {"envoy.filters.http.fault": {
+               "@type": "$FAULT_TYPE", "abort": {"http_status": 429, "percentage": {"numerator": 100}}}}},
+            {"name": "one", "weight": 0}]}},
+           "typed_per_filter_config": {"envoy.filters.http.fault": {"@type": "$FAULT_TYPE"}}},
           {"match": {"prefix": "/f/"}, "route": {"cluster": "one"}}
         ]}]}}}]}]}]}}
 EOF
@@ -437,6 +442,9 @@ check_json "fault: a delayed POST's body arrives intact" "$BODY" '.body == "held
 check_range "... after the delay (ms)" "$MS" 200 2000
 req -H 'x-envoy-fault-abort-request: 500' -H 'x-envoy-fault-delay-request: 1000' "$F/f/none"
 check_eq "fault: an empty per-route config turns faults off; x-envoy-fault-* headers ignored" "$CODE" 200
+req "$F/f/wc"
+check_eq "fault: a weighted cluster's own fault config wins over its route's" "$CODE" 429
+check_eq "... and the request never reaches the upstream" "$(recs "$U1" /f/wc)" 0
 cat >"$TMP/count.py" <<'PY'
 import http.client, sys
 port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -452,7 +460,7 @@ PY
 read -r A OKS <<<"$("$PYTHON3" "$TMP/count.py" "$FP" /f/half 400)"
 check_range "fault: filter-level abort 50% over 400 requests: 418s within the 99.9% binomial bound" "$A" 167 233
 check_eq "... the rest answered 200" "$((A + OKS))" 400
-check_stat http.flt.fault.aborts_injected $((A + 1))
+check_stat http.flt.fault.aborts_injected $((A + 2))
 sleep 0.3
 check_match "access log: an injected abort is FI" "$(cat "$TMP/access2.log")" "\"GET /f/abort HTTP/1.1\" 503 FI "
 check_match "access log: an injected delay is DI" "$(cat "$TMP/access2.log")" "\"GET /f/delay HTTP/1.1\" 200 DI "

@@ -206,7 +206,7 @@ static const char *metadata_string(const Envoy__Config__Core__V3__Metadata *md, 
 /* ---- regexes ---------------------------------------------------------------------------- */
 
 /* Constructs PCRE2 has and RE2 lacks: refused, so that a pattern means what it means in Envoy. */
-static const char *re2_unsupported(const char *p, const pcre2_code *code)
+const char *sk_regex_re2_unsupported(const char *p, const pcre2_code *code)
 {
 	uint32_t backrefs = 0;
 	bool in_class = false;
@@ -316,7 +316,7 @@ static struct sk_regex *regex_new(struct tctx *c, const Envoy__Type__Matcher__V3
 		regex_free(re);
 		return NULL;
 	}
-	why = re2_unsupported(m->regex, re->code);
+	why = sk_regex_re2_unsupported(m->regex, re->code);
 	if (why != NULL) {
 		fail(c, where, "regex '%s': %s are not supported (Envoy's RE2 has none)", m->regex, why);
 		regex_free(re);
@@ -337,12 +337,6 @@ static struct sk_regex *regex_new(struct tctx *c, const Envoy__Type__Matcher__V3
 }
 
 static _Thread_local pcre2_match_data *tl_match_data;
-
-void sk_regex_thread_cleanup(void)
-{
-	pcre2_match_data_free(tl_match_data);
-	tl_match_data = NULL;
-}
 
 bool sk_regex_match(const struct sk_regex *re, const char *s, size_t n)
 {

@@ -21,6 +21,11 @@ struct sk_regex;
 /* True when re matches s[0..n) (whole subject for full patterns). Allocates nothing after a
  * thread's first call (per-thread match data; sk_regex_thread_free releases it). */
 bool sk_regex_match(const struct sk_regex *re, const char *s, size_t n);
+/* The construct of a compiled pattern that PCRE2 has and RE2 (Envoy's engine) lacks, named
+ * ("backreferences", "lookaround assertions", ...), or NULL: such patterns are refused, so a
+ * pattern means what it means in Envoy. */
+struct pcre2_real_code_8;
+const char *sk_regex_re2_unsupported(const char *pattern, const struct pcre2_real_code_8 *code);
 /* Replaces every match in s[0..n) with the rewrite's substitution (RE2 syntax: \0..\9, \\),
  * as Envoy's regex_rewrite. Writes at most outlen bytes (NUL-terminated); returns the length
  * of the result, or -1 (then the caller keeps the original). */
@@ -368,9 +373,6 @@ struct sk_route_config {
 
 /* Translates rc. NULL with err ("route config 'x': virtual_hosts[2].routes[0].route...: ...")
  * when it cannot be honoured. */
-/* Frees the calling thread's regex match data (a worker that ends). */
-void sk_regex_thread_cleanup(void);
-
 struct sk_route_config *sk_route_config_new(const Envoy__Config__Route__V3__RouteConfiguration *rc,
 					    char *err, size_t errlen);
 void sk_route_config_free(struct sk_route_config *rc);
