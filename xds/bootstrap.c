@@ -37,7 +37,7 @@ static bool looks_like_json(const char *text, size_t len)
 	for (i = 0; i < len; i++) {
 		if (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')
 			continue;
-		return text[i] == '{';
+		return text[i] == '{' || text[i] == '['; /* an object, or a list of resources */
 	}
 	return false;
 }

@@ -11,6 +11,7 @@
 #include <pcre2.h>
 
 #include "proxy/admin/admin.h"
+#include "proxy/server/secrets.h"
 #include "proxy/server/server.h"
 #include "proxy/server/xds_config.h"
 #include "xds/pbjson.h"
@@ -175,6 +176,8 @@ static json_t *build_dump(const struct sk_server *s, bool include_eds)
 		json_array_append_new(arr, e);
 	}
 	json_object_set_new(o, "static_secrets", arr);
+	if (s->secrets)
+		sk_secrets_config_dump(s->secrets, o);
 	json_array_append_new(configs, o);
 
 	/* Empty lists are omitted, as proto3 JSON omits empty repeated fields. */

@@ -20,6 +20,7 @@
 #include "proxy/log/log.h"
 #include "proxy/network/http_conn.h"
 #include "proxy/network/tcp_proxy.h"
+#include "proxy/network/tls.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 #include "xds/translate/hcm.h"
@@ -46,6 +47,86 @@ static void register_tcp_stats(struct sk_tcp_stats *t, struct sk_stats_store *st
 	t->upstream_flush_active = sk_stats_gaugef(st, SK_GAUGE_SUM, "tcp.%s.upstream_flush_active", prefix);
 }
 
+/* The server contexts of the chains whose DownstreamTlsContext has its certificates in the
+ * config. A chain that waits for an SDS secret, or whose certificate cannot be loaded (logged:
+ * files are read only here), refuses its connections rather than serving them in clear. */
+static void build_tls(struct sk_listener *l, struct sk_stats_store *st)
+{
+	const struct sk_listener_config *cfg = l->cfg;
+	bool any = false;
+	char why[512];
+	size_t i;
+
+	for (i = 0; i <= cfg->n_chains; i++) {
+		const struct sk_filter_chain_config *ch = i < cfg->n_chains ? &cfg->chains[i] : cfg->default_chain;
+		const struct sk_tls_context_config *tc = ch != NULL ? ch->tls_ctx : NULL;
+
+		if (tc == NULL)
+			continue;
+		any = true;
+		if (tc->has_cert_sds || tc->has_validation_sds) {
+			sk_log_debug(SK_LOG_CONFIG, "listener '%s': filter chain '%s' waits for SDS secret '%s': "
+				     "its connections are refused until it arrives", cfg->name, ch->name,
+				     tc->has_cert_sds ? tc->cert_sds.name : tc->validation_sds.name);
+			continue;
+		}
+		if (ch->http) {
+			sk_log_debug(SK_LOG_CONFIG, "listener '%s': filter chain '%s': TLS on HTTP chains is not "
+				     "served yet: its connections are refused", cfg->name, ch->name);
+			continue;
+		}
+		l->chain_tls[i] = sk_tls_ctx_new(tc, NULL, NULL, why, sizeof(why));
+		if (l->chain_tls[i] == NULL)
+			sk_log_error(SK_LOG_CONFIG, "listener '%s': filter chain '%s': transport_socket: %s: its "
+				     "connections are refused", cfg->name, ch->name, why);
+	}
+	if (any) {
+		char scope[512];
+
+		snprintf(scope, sizeof(scope), "listener.%s", cfg->stat_name);
+		sk_tls_stats_register(&l->tls_st, st, scope);
+		l->ssl_context_update_by_sds = sk_stats_counterf(
+			st, "listener.%s.server_ssl_socket_factory.ssl_context_update_by_sds", cfg->stat_name);
+	}
+}
+
+int sk_listener_tls_update(struct sk_listener *l, struct sk_stats_shard *shard, const char *changed,
+			   sk_tls_secret_lookup_fn lookup, void *arg)
+{
+	const struct sk_listener_config *cfg = l->cfg;
+	char why[512];
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i <= cfg->n_chains; i++) {
+		const struct sk_filter_chain_config *ch = i < cfg->n_chains ? &cfg->chains[i] : cfg->default_chain;
+		struct sk_tls_ctx *ctx, *old;
+		int rc;
+
+		if (ch == NULL || ch->tls_ctx == NULL || ch->http)
+			continue; /* TLS on HTTP chains is not served yet (build_tls) */
+		if (changed == NULL && l->chain_tls[i] != NULL)
+			continue; /* built already: only a change rebuilds it */
+		rc = sk_tls_ctx_from_sds(ch->tls_ctx, changed, lookup, arg, &ctx, why, sizeof(why));
+		if (rc < 0)
+			sk_log_error(SK_LOG_CONFIG, "listener '%s': filter chain '%s': SDS secret update: %s "
+				     "(keeping the previous context)", cfg->name, ch->name, why);
+		if (rc <= 0)
+			continue;
+		pthread_mutex_lock(&l->tls_lock);
+		old = l->chain_tls[i];
+		l->chain_tls[i] = ctx;
+		pthread_mutex_unlock(&l->tls_lock);
+		sk_tls_ctx_unref(old); /* connections that started on it keep their references */
+		if (changed != NULL && shard != NULL)
+			sk_stat_inc(shard, l->ssl_context_update_by_sds);
+		sk_log_info(SK_LOG_CONFIG, "listener '%s': filter chain '%s': TLS context %s from SDS", cfg->name,
+			    ch->name, old != NULL ? "rebuilt" : "built");
+		n++;
+	}
+	return n;
+}
+
 struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_stats_store *st)
 {
 	struct sk_listener *l = calloc(1, sizeof(*l));
@@ -56,12 +137,15 @@ struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_st
 		return NULL;
 	atomic_init(&l->refcnt, 1);
 	atomic_init(&l->draining, false);
+	pthread_mutex_init(&l->tls_lock, NULL);
 	l->cfg = cfg;
 	l->chain_st = calloc(cfg->n_chains + 1, sizeof(*l->chain_st));
 	l->chain_hst = calloc(cfg->n_chains + 1, sizeof(*l->chain_hst));
-	if (l->chain_st == NULL || l->chain_hst == NULL) {
+	l->chain_tls = calloc(cfg->n_chains + 1, sizeof(*l->chain_tls));
+	if (l->chain_st == NULL || l->chain_hst == NULL || l->chain_tls == NULL) {
 		free(l->chain_st);
 		free(l->chain_hst);
+		free(l->chain_tls);
 		free(l);
 		return NULL;
 	}
@@ -93,6 +177,7 @@ struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_st
 			sk_http_stats_register(&l->chain_hst[i], st, cfg->chains[i].hcm->stat_prefix);
 	if (cfg->default_chain && cfg->default_chain->http)
 		sk_http_stats_register(&l->chain_hst[cfg->n_chains], st, cfg->default_chain->hcm->stat_prefix);
+	build_tls(l, st);
 	return l;
 }
 
@@ -200,6 +285,10 @@ void sk_listener_unref(struct sk_listener *l)
 		if (l->fds[i] >= 0 && (i == 0 || l->fds[i] != l->fds[0]))
 			close(l->fds[i]);
 	free(l->fds);
+	for (i = 0; i <= l->cfg->n_chains; i++)
+		sk_tls_ctx_unref(l->chain_tls[i]);
+	pthread_mutex_destroy(&l->tls_lock);
+	free(l->chain_tls);
 	free(l->chain_st);
 	free(l->chain_hst);
 	sk_listener_config_free(l->cfg);
@@ -282,6 +371,8 @@ void sk_conn_close(struct sk_conn *c)
 		sk_h2_conn_free(c->h2);
 		c->h2 = NULL;
 	}
+	sk_tls_conn_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -360,6 +451,95 @@ static const struct sk_filter_chain_config *choose_chain(struct sk_conn *c, cons
 	return &lc->chains[idx];
 }
 
+/* The downstream TLS handshake of a chain with a DownstreamTlsContext: done, it hands the
+ * connection to the chain's tcp_proxy. skiff's own bound on how long a client may take;
+ * Envoy's transport_socket_connect_timeout is not translated yet. */
+#define DOWNSTREAM_HANDSHAKE_TIMEOUT 10.0
+
+static void tls_failed(struct sk_conn *c, const char *why)
+{
+	sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s': TLS handshake failed: %s",
+		     (unsigned long long)c->id, c->l->cfg->name, c->chain->name, why);
+	sk_conn_close(c);
+}
+
+static void on_tls_handshake(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_conn *c = io->data;
+	enum sk_tls_status st = sk_tls_handshake(c->tls);
+
+	(void)revents;
+	switch (st) {
+	case SK_TLS_DONE:
+		ev_io_stop(loop, io);
+		ev_timer_stop(loop, &c->timer);
+		sk_tls_stats_count(c->w->shard, &c->l->tls_st, c->tls, true);
+		sk_tcp_proxy_start(c);
+		return;
+	case SK_TLS_WANT_READ:
+	case SK_TLS_WANT_WRITE:
+		if ((io->events & (EV_READ | EV_WRITE)) != (st == SK_TLS_WANT_READ ? EV_READ : EV_WRITE)) {
+			ev_io_stop(loop, io);
+			ev_io_set(io, c->fd, st == SK_TLS_WANT_READ ? EV_READ : EV_WRITE);
+		}
+		ev_io_start(loop, io);
+		return;
+	default:
+		sk_tls_stats_count(c->w->shard, &c->l->tls_st, c->tls, false);
+		tls_failed(c, sk_tls_failure_reason(c->tls));
+		return;
+	}
+}
+
+static void on_tls_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_conn *c = t->data;
+
+	(void)loop;
+	(void)revents;
+	sk_stat_inc(c->w->shard, c->l->tls_st.connection_error);
+	tls_failed(c, "timed out");
+}
+
+static void start_tls(struct sk_conn *c)
+{
+	const struct sk_listener_config *lc = c->l->cfg;
+	size_t idx = c->chain == lc->default_chain ? lc->n_chains : (size_t)(c->chain - lc->chains);
+	struct sk_tls_ctx *ctx;
+	struct sk_worker *w = c->w;
+
+	/* the context current now: an SDS rotation swaps it (main thread) for later connections */
+	pthread_mutex_lock(&c->l->tls_lock);
+	ctx = c->l->chain_tls[idx];
+	if (ctx != NULL)
+		sk_tls_ctx_ref(ctx);
+	pthread_mutex_unlock(&c->l->tls_lock);
+	if (ctx == NULL) {
+		/* never serve in clear what the config says must be TLS (why: logged at config) */
+		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' has no TLS context (SDS, HTTP, "
+			     "or a certificate that did not load): closing", (unsigned long long)c->id, lc->name,
+			     c->chain->name);
+		sk_conn_close(c);
+		return;
+	}
+	c->tls = sk_tls_conn_new(ctx, c->fd, true, NULL);
+	sk_tls_ctx_unref(ctx); /* the connection holds its own */
+	/* the inspectors consumed the ClientHello: OpenSSL reads it first */
+	if (c->tls == NULL || sk_tls_conn_set_prefix(c->tls, c->inspected, c->n_inspected) < 0) {
+		sk_conn_close(c);
+		return;
+	}
+	free(c->inspected);
+	c->inspected = NULL;
+	c->n_inspected = c->cap_inspected = 0;
+	ev_io_init(&c->io, on_tls_handshake, c->fd, EV_READ);
+	c->io.data = c;
+	ev_timer_init(&c->timer, on_tls_timeout, DOWNSTREAM_HANDSHAKE_TIMEOUT, 0.);
+	c->timer.data = c;
+	ev_timer_start(w->loop, &c->timer);
+	on_tls_handshake(w->loop, &c->io, 0);
+}
+
 /* Listener filters are done: pick the chain and start its network filter. */
 static void dispatch(struct sk_conn *c)
 {
@@ -394,11 +574,7 @@ static void dispatch(struct sk_conn *c)
 	sk_stat_inc(w->shard, c->l->st.downstream_cx_total);
 	sk_stat_add(w->shard, c->l->st.downstream_cx_active, 1);
 	if (chain->tls) {
-		/* TLS termination arrives with the mTLS work: never serve such a chain in clear */
-		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' needs a TLS transport "
-			     "socket, not served yet: closing", (unsigned long long)c->id, c->l->cfg->name,
-			     chain->name);
-		sk_conn_close(c);
+		start_tls(c);
 		return;
 	}
 	if (chain->http)

@@ -7,6 +7,7 @@
 #ifndef SKIFF_PROXY_LISTENER_LISTENER_H
 #define SKIFF_PROXY_LISTENER_LISTENER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include <ev.h>
 
 #include "proxy/listener/inspector.h"
+#include "proxy/network/tls.h"
+#include "proxy/network/tls_stats.h"
 #include "proxy/stats/stats.h"
 #include "xds/translate/listener.h"
 
@@ -21,6 +24,8 @@ struct sk_worker;
 struct sk_worker_listen;
 struct sk_snapshot;
 struct sk_tcp_proxy;
+struct sk_tls_conn;
+struct sk_tls_ctx;
 struct sk_http_conn;
 struct sk_h2_conn;
 struct sk_http_stats;
@@ -45,6 +50,12 @@ struct sk_listener {
 	struct sk_listener_stats st;
 	struct sk_tcp_stats *chain_st;      /* per chain; [n_chains] is the default chain's */
 	struct sk_http_stats *chain_hst;    /* likewise, for HCM chains */
+	/* likewise: server contexts of chains with a DownstreamTlsContext whose certificates
+	 * are in the config (owned references); NULL when raw, waiting for SDS, or unloadable */
+	struct sk_tls_ctx **chain_tls;      /* SDS rotations swap them (main thread) under tls_lock */
+	pthread_mutex_t tls_lock;
+	struct sk_tls_stats tls_st;         /* listener.<addr>.ssl.* (registered when a chain is TLS) */
+	sk_stat_id ssl_context_update_by_sds; /* server_ssl_socket_factory.* (registered likewise) */
 	int *fds;                           /* per worker, -1 when not bound (main thread) */
 	uint32_t n_fds;
 	bool bound;
@@ -57,6 +68,14 @@ struct sk_listener {
 /* Builds the run-time listener (stats registered), taking ownership of cfg; one reference. */
 struct sk_listener *sk_listener_new(struct sk_listener_config *cfg, struct sk_stats_store *stats);
 struct sk_listener *sk_listener_ref(struct sk_listener *l);
+/* Main thread: (re)builds the server contexts of TCP chains whose SDS secrets include
+ * `changed` (NULL: every SDS chain not built yet, as at start or in a new configuration) once all the secrets they name are present
+ * (lookup) and swaps them in for new connections (a connection keeps the context it started
+ * with); each rebuild counts listener.<addr>.server_ssl_socket_factory.ssl_context_update_by_sds
+ * on shard when `changed` is set. A context that does not build is logged and the previous
+ * one kept. Returns how many were swapped in. */
+int sk_listener_tls_update(struct sk_listener *l, struct sk_stats_shard *shard, const char *changed,
+			   sk_tls_secret_lookup_fn lookup, void *arg);
 /* Binds the listener's sockets for n workers: SO_REUSEPORT sockets, one per worker, for IP
  * addresses; one shared socket for a pipe. Returns 0 or -errno with err ("cannot bind
  * '0.0.0.0:15001': Address already in use"). Listeners that do not bind (bind_to_port:
@@ -91,6 +110,8 @@ struct sk_conn {
 	const struct sk_filter_chain_config *chain;
 	const struct sk_tcp_stats *tst;
 	const struct sk_http_stats *hst;
+	struct sk_tls_conn *tls;            /* the chain terminates TLS: from the handshake until
+					     * tcp_proxy's relay takes it */
 	struct sk_tcp_proxy *tp;
 	struct sk_http_conn *hc;            /* HTTP/1.x */
 	struct sk_h2_conn *h2;              /* HTTP/2 */

@@ -158,6 +158,14 @@ static void eval_operator(struct val *v, const char *op, size_t n, const char *a
 		val_str(v, e->response_flags ? e->response_flags : "-"); /* Envoy: "-" is a value */
 	else if (IS("REQUESTED_SERVER_NAME"))
 		val_str(v, e->server_name);
+	else if (IS("DOWNSTREAM_PEER_URI_SAN"))
+		val_str(v, e->downstream_peer_uri_san);
+	else if (IS("UPSTREAM_PEER_URI_SAN"))
+		val_str(v, e->upstream_peer_uri_san);
+	else if (IS("DOWNSTREAM_TLS_VERSION"))
+		val_str(v, e->downstream_tls_version);
+	else if (IS("UPSTREAM_TLS_VERSION"))
+		val_str(v, e->upstream_tls_version);
 	else if (IS("BYTES_RECEIVED"))
 		val_num(v, e->bytes_received);
 	else if (IS("BYTES_SENT"))

@@ -22,6 +22,9 @@ struct sk_access_log_entry {
 	const char *upstream_cluster;
 	const char *response_flags;      /* "-" when none */
 	const char *server_name;         /* SNI, may be NULL */
+	/* TLS: the verified peers' URI SANs (SPIFFE ids) and versions; NULL when not TLS */
+	const char *downstream_peer_uri_san, *upstream_peer_uri_san;
+	const char *downstream_tls_version, *upstream_tls_version;
 	uint64_t bytes_received, bytes_sent;
 	uint64_t connection_id;
 	/* HTTP streams (zero for TCP) */

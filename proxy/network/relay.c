@@ -10,9 +10,11 @@
  * the owner may free the relay from it. */
 #include "proxy/network/relay.h"
 #include "proxy/container_of.h"
+#include "proxy/network/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -33,6 +35,9 @@ struct relay_dir {
 	ev_io wr;               /* EV_WRITE on dst */
 	struct sk_relay *r;
 	int src, dst;
+	struct sk_tls_conn *src_tls, *dst_tls; /* NULL: raw socket (the side's I/O) */
+	int rd_ev, wr_ev;       /* what rd/wr wait for on their fd: TLS may turn a read into a
+				 * wait for writability and back */
 	int pipe[2];            /* splice mode: [0] read end, [1] write end */
 	char *buf;              /* read/write mode: ring of `cap` bytes, allocated on first read */
 	size_t head;            /* ring: offset of the first byte not yet written to dst */
@@ -163,6 +168,17 @@ static ssize_t dir_in(struct sk_relay *r, struct relay_dir *d)
 			return -ENOMEM;
 	}
 	tail = (d->head + d->inflight) % d->cap;
+	if (d->src_tls != NULL) {
+		/* one contiguous stretch: TLS hands out a record at a time anyway */
+		size_t len = tail >= d->head && d->inflight < d->cap ? d->cap - tail : room;
+
+		n = sk_tls_read(d->src_tls, d->buf + tail, len);
+		if (n == -EAGAIN)
+			d->rd_ev = sk_tls_want(d->src_tls) == SK_TLS_WANT_WRITE ? EV_WRITE : EV_READ;
+		else
+			d->rd_ev = EV_READ;
+		return n;
+	}
 	iov[0].iov_base = d->buf + tail;
 	if (tail >= d->head && d->inflight < d->cap) {
 		iov[0].iov_len = d->cap - tail;
@@ -197,6 +213,15 @@ static ssize_t dir_out(struct sk_relay *r, struct relay_dir *d)
 		return n < 0 ? -errno : n;
 	}
 	first = d->cap - d->head < d->inflight ? d->cap - d->head : d->inflight;
+	if (d->dst_tls != NULL) {
+		/* a retry after -EAGAIN starts at the same bytes (head moves only on success) */
+		n = sk_tls_write(d->dst_tls, d->buf + d->head, first);
+		if (n == -EAGAIN)
+			d->wr_ev = sk_tls_want(d->dst_tls) == SK_TLS_WANT_READ ? EV_READ : EV_WRITE;
+		else
+			d->wr_ev = EV_WRITE;
+		return n;
+	}
 	iov[0].iov_base = d->buf + d->head;
 	iov[0].iov_len = first;
 	iov[1].iov_base = d->buf;
@@ -208,12 +233,18 @@ static ssize_t dir_out(struct sk_relay *r, struct relay_dir *d)
 	return n < 0 ? -errno : n;
 }
 
-static void watch(struct ev_loop *loop, ev_io *w, bool on)
+/* Arms w for `events` on its fd, or stops it. */
+static void watch(struct ev_loop *loop, ev_io *w, bool on, int events)
 {
-	if (on)
-		ev_io_start(loop, w);
-	else
+	if (!on) {
 		ev_io_stop(loop, w);
+		return;
+	}
+	if ((w->events & (EV_READ | EV_WRITE)) != events) {
+		ev_io_stop(loop, w);
+		ev_io_set(w, w->fd, events);
+	}
+	ev_io_start(loop, w);
 }
 
 /* Moves what it can in one direction, then arms exactly the watchers still needed. */
@@ -250,8 +281,9 @@ static void pump(struct sk_relay *r, struct relay_dir *d)
 
 			n = dir_in(r, d);
 			/* a short read or EAGAIN means the socket is empty: no second try in this
-			 * round (it would only return EAGAIN) until the next readiness event */
-			dry = n < 0 || (size_t)n < room;
+			 * round (it would only return EAGAIN) until the next readiness event. A TLS
+			 * read is short by nature (one record at a time): only EAGAIN counts */
+			dry = n < 0 || ((size_t)n < room && d->src_tls == NULL);
 			if (n > 0) {
 				d->inflight += (size_t)n;
 				if (d->inflight >= d->cap)
@@ -283,6 +315,10 @@ static void pump(struct sk_relay *r, struct relay_dir *d)
 	}
 	if (d->eof && d->inflight == 0 && !d->shut) {
 		d->shut = true;
+		/* TLS: close_notify first. A full socket (-EAGAIN) is not waited for: the alert is
+		 * a few bytes and the socket has just taken everything else. */
+		if (d->dst_tls != NULL)
+			(void)sk_tls_shutdown(d->dst_tls);
 		if (shutdown(d->dst, SHUT_WR) < 0 && errno != ENOTCONN) {
 			end_reset(r, d->dst, errno);
 			return;
@@ -292,8 +328,11 @@ static void pump(struct sk_relay *r, struct relay_dir *d)
 			return;
 		}
 	}
-	watch(r->loop, &d->rd, !d->eof && !d->paused && !d->room_wait);
-	watch(r->loop, &d->wr, d->inflight > 0);
+	watch(r->loop, &d->rd, !d->eof && !d->paused && !d->room_wait, d->rd_ev);
+	watch(r->loop, &d->wr, d->inflight > 0, d->wr_ev);
+	/* bytes TLS already decrypted raise no readiness on the socket: come back for them */
+	if (d->src_tls != NULL && ev_is_active(&d->rd) && sk_tls_pending(d->src_tls) > 0)
+		ev_feed_event(r->loop, &d->rd, EV_READ);
 }
 
 static void rd_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -378,7 +417,7 @@ struct sk_relay *sk_relay_start(struct ev_loop *loop, int down_fd, int up_fd,
 	r->loop = loop;
 	r->down_fd = down_fd;
 	r->up_fd = up_fd;
-	r->use_splice = opts->use_splice;
+	r->use_splice = opts->use_splice && opts->down_tls == NULL && opts->up_tls == NULL && opts->n_first == 0;
 	r->idle_timeout = opts->idle_timeout;
 	r->on_bytes = on_bytes;
 	r->on_done = on_done;
@@ -389,8 +428,26 @@ struct sk_relay *sk_relay_start(struct ev_loop *loop, int down_fd, int up_fd,
 		d->r = r;
 		d->src = i == SK_RELAY_DOWN_TO_UP ? down_fd : up_fd;
 		d->dst = i == SK_RELAY_DOWN_TO_UP ? up_fd : down_fd;
+		d->src_tls = i == SK_RELAY_DOWN_TO_UP ? opts->down_tls : opts->up_tls;
+		d->dst_tls = i == SK_RELAY_DOWN_TO_UP ? opts->up_tls : opts->down_tls;
+		d->rd_ev = EV_READ;
+		d->wr_ev = EV_WRITE;
 		d->pipe[0] = d->pipe[1] = -1;
 		d->cap = limit < RW_BUF_MAX ? limit : RW_BUF_MAX;
+		if (i == SK_RELAY_DOWN_TO_UP && opts->n_first > 0) {
+			/* what the inspectors read goes first; a ring too small for it grows
+			 * (to at most the inspectors' 64 KiB, for this connection) */
+			if (d->cap < opts->n_first)
+				d->cap = opts->n_first;
+			d->buf = buf_get(d->cap);
+			if (d->buf == NULL) {
+				free(r);
+				return NULL;
+			}
+			memcpy(d->buf, opts->first, opts->n_first);
+			d->inflight = opts->n_first;
+			d->paused = d->inflight >= d->cap;
+		}
 		if (r->use_splice) {
 			long size = open_pipe(d->pipe, limit);
 
@@ -405,7 +462,10 @@ struct sk_relay *sk_relay_start(struct ev_loop *loop, int down_fd, int up_fd,
 		}
 		ev_io_init(&d->rd, rd_cb, d->src, EV_READ);
 		ev_io_init(&d->wr, wr_cb, d->dst, EV_WRITE);
-		ev_io_start(loop, &d->rd);
+		if (!d->paused)
+			ev_io_start(loop, &d->rd);
+		if (d->inflight > 0)
+			ev_io_start(loop, &d->wr);
 	}
 	ev_idle_init(&r->done_w, done_cb);
 	ev_set_priority(&r->done_w, EV_MAXPRI);
@@ -439,6 +499,8 @@ void sk_relay_free(struct sk_relay *r)
 	close_pipes(r);
 	for (i = 0; i < 2; i++)
 		buf_put(r->dir[i].buf, r->dir[i].cap);
+	sk_tls_conn_free(r->dir[SK_RELAY_DOWN_TO_UP].src_tls);
+	sk_tls_conn_free(r->dir[SK_RELAY_UP_TO_DOWN].src_tls);
 	close(r->down_fd);
 	close(r->up_fd);
 	free(r);

@@ -14,6 +14,7 @@
 #include "proxy/log/log.h"
 #include "proxy/network/access_log.h"
 #include "proxy/network/relay.h"
+#include "proxy/network/tls.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 
@@ -29,6 +30,8 @@ struct sk_tcp_proxy {
 	struct sk_addr upstream;          /* where we connect (the host, or the original dst) */
 	struct sk_addr upstream_local;
 	int up_fd;
+	struct sk_tls_ctx *tls_ctx;       /* the host's socket is TLS (a reference) ... */
+	struct sk_tls_conn *up_tls;       /* ... and its connection, from connect to the relay */
 	ev_io up_io;
 	ev_timer connect_timer;
 	uint32_t attempts;
@@ -37,6 +40,8 @@ struct sk_tcp_proxy {
 	struct sk_relay *relay;
 	uint64_t rx, tx;                  /* downstream bytes received / sent */
 	const char *flags;                /* Envoy's response flags for the access log */
+	char *down_san, *up_san;          /* peers' URI SANs once verified (access log) */
+	const char *down_version, *up_version; /* "TLSv1.3" (OpenSSL's static strings) */
 	double connected_at;              /* loop time the upstream connected, 0 before */
 	double wall_start;
 };
@@ -44,6 +49,22 @@ struct sk_tcp_proxy {
 #define W(tp) ((tp)->c->w)
 
 static void finish(struct sk_tcp_proxy *tp);
+
+/* The peer's URI SANs of an established connection, for the access log (NULL: none). */
+static char *peer_uri_san(const struct sk_tls_conn *t)
+{
+	char small[256], *s;
+	int n = sk_tls_peer_uri_san(t, small, sizeof(small));
+
+	if (n < 0)
+		return NULL;
+	if ((size_t)n < sizeof(small))
+		return strdup(small);
+	s = malloc((size_t)n + 1);
+	if (s != NULL)
+		sk_tls_peer_uri_san(t, s, (size_t)n + 1);
+	return s;
+}
 static void try_connect(struct sk_tcp_proxy *tp);
 
 static uint64_t worker_random(void)
@@ -92,6 +113,8 @@ static void close_upstream(struct sk_tcp_proxy *tp)
 
 	ev_io_stop(w->loop, &tp->up_io);
 	ev_timer_stop(w->loop, &tp->connect_timer);
+	sk_tls_conn_free(tp->up_tls);
+	tp->up_tls = NULL;
 	if (tp->up_fd >= 0)
 		close(tp->up_fd);
 	tp->up_fd = -1;
@@ -179,10 +202,18 @@ static void start_relay(struct sk_tcp_proxy *tp)
 		.use_splice = use_splice(),
 		.buffer_limit = c->l->cfg->buffer_limit,
 		.idle_timeout = c->chain->tcp.idle_timeout,
+		.down_tls = c->tls,
+		.up_tls = tp->up_tls,
 	};
 
+	/* with TLS on a side the relay sends what the inspectors read (through TLS when
+	 * upstream is); a TLS downstream already gave them to its TLS connection */
+	if (o.down_tls != NULL || o.up_tls != NULL) {
+		o.first = c->inspected;
+		o.n_first = c->n_inspected;
+	}
 	ev_io_stop(c->w->loop, &tp->up_io);
-	/* the relay owns both sockets from here */
+	/* the relay owns both sockets (and TLS connections) from here */
 	tp->relay = sk_relay_start(c->w->loop, c->fd, tp->up_fd, &o, on_bytes, on_relay_done, tp);
 	if (tp->relay == NULL) {
 		close_upstream(tp);
@@ -191,7 +222,12 @@ static void start_relay(struct sk_tcp_proxy *tp)
 		return;
 	}
 	c->fd = -1;
+	c->tls = NULL;
 	tp->up_fd = -1;
+	tp->up_tls = NULL;
+	free(c->inspected);
+	c->inspected = NULL;
+	c->n_inspected = c->cap_inspected = 0;
 }
 
 /* Sends the bytes the inspectors consumed, then starts the relay. */
@@ -254,6 +290,42 @@ static void connect_failed(struct sk_tcp_proxy *tp, bool timeout, int err)
 	finish(tp);
 }
 
+/* Advances the upstream TLS handshake (the connect timer still runs: connect_timeout covers
+ * it, as Envoy raises "connected" only once TLS is up). */
+static void on_upstream_handshake(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_tcp_proxy *tp = io->data;
+	struct sk_conn *c = tp->c;
+	struct sk_worker *w = c->w;
+	enum sk_tls_status st = sk_tls_handshake(tp->up_tls);
+	char up[SK_ADDR_TEXT_MAX];
+
+	(void)revents;
+	switch (st) {
+	case SK_TLS_DONE:
+		sk_tls_stats_count(w->shard, &tp->cluster->tls_st, tp->up_tls, true);
+		ev_timer_stop(loop, &tp->connect_timer);
+		free(tp->up_san);
+		tp->up_san = peer_uri_san(tp->up_tls);
+		tp->up_version = sk_tls_version(tp->up_tls);
+		start_relay(tp);
+		return;
+	case SK_TLS_WANT_READ:
+	case SK_TLS_WANT_WRITE:
+		ev_io_stop(loop, io);
+		ev_io_set(io, tp->up_fd, st == SK_TLS_WANT_READ ? EV_READ : EV_WRITE);
+		ev_io_start(loop, io);
+		return;
+	default:
+		break;
+	}
+	sk_tls_stats_count(w->shard, &tp->cluster->tls_st, tp->up_tls, false);
+	sk_addr_format(&tp->upstream, up, sizeof(up));
+	sk_log_debug(SK_LOG_UPSTREAM, "[C%llu] tcp_proxy: TLS handshake with %s (cluster '%s') failed: %s",
+		     (unsigned long long)c->id, up, tp->cluster->config->name, sk_tls_failure_reason(tp->up_tls));
+	connect_failed(tp, false, EPROTO);
+}
+
 static void on_connected(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct sk_tcp_proxy *tp = io->data;
@@ -270,15 +342,26 @@ static void on_connected(struct ev_loop *loop, ev_io *io, int revents)
 		connect_failed(tp, false, err);
 		return;
 	}
-	ev_timer_stop(tp->c->w->loop, &tp->connect_timer);
 	tp->connected_at = ev_now(tp->c->w->loop);
 	len = sizeof(tp->upstream_local.ss);
 	getsockname(tp->up_fd, (struct sockaddr *)&tp->upstream_local.ss, &len);
 	tp->upstream_local.len = len;
 	ev_io_stop(tp->c->w->loop, &tp->up_io);
+	if (tp->tls_ctx != NULL) {
+		tp->up_tls = sk_tls_conn_new(tp->tls_ctx, tp->up_fd, false, NULL);
+		if (tp->up_tls == NULL) {
+			connect_failed(tp, false, ENOMEM);
+			return;
+		}
+		ev_io_init(&tp->up_io, on_upstream_handshake, tp->up_fd, EV_WRITE);
+		tp->up_io.data = tp;
+		on_upstream_handshake(tp->c->w->loop, &tp->up_io, 0);
+		return;
+	}
+	ev_timer_stop(tp->c->w->loop, &tp->connect_timer);
 	ev_io_init(&tp->up_io, on_upstream_writable, tp->up_fd, EV_WRITE);
 	tp->up_io.data = tp;
-	if (tp->c->n_inspected > 0)
+	if (tp->c->n_inspected > 0 && tp->c->tls == NULL)
 		ev_io_start(tp->c->w->loop, &tp->up_io);
 	else
 		start_relay(tp);
@@ -312,9 +395,20 @@ static void try_connect(struct sk_tcp_proxy *tp)
 		finish(tp);
 		return;
 	}
+	sk_tls_ctx_unref(tp->tls_ctx);
+	tp->tls_ctx = NULL;
 	if (cc->type == SK_CLUSTER_ORIGINAL_DST) {
-		/* the destination the client asked for (restored by original_dst) */
+		/* the destination the client asked for (restored by original_dst), over the
+		 * cluster's transport_socket */
 		tp->upstream = c->local;
+		if (cc->tls_default_ctx != NULL && (tp->tls_ctx = sk_cluster_tls_ctx_acquire(cl, false)) == NULL) {
+			sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': its TLS transport socket waits for "
+				    "SDS (not served yet): closing", (unsigned long long)c->id, cc->name);
+			sk_stat_inc(w->shard, st->upstream_cx_connect_fail);
+			tp->flags = "UF";
+			finish(tp);
+			return;
+		}
 	} else {
 		tp->host = sk_cluster_pick(cl, w->index, source_hash(c), true, &tp->hs);
 		if (tp->host == NULL) {
@@ -325,10 +419,10 @@ static void try_connect(struct sk_tcp_proxy *tp)
 		}
 		sk_host_set_ref(tp->hs);
 		tp->upstream = tp->host->addr;
-		if (tp->host->tls) {
+		if (tp->host->tls && (tp->tls_ctx = sk_cluster_tls_ctx_acquire(cl, tp->host->tls_istio)) == NULL) {
 			/* never send in clear what the config says must be TLS */
 			sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': host %s needs a TLS transport "
-				    "socket, which this build does not provide yet: closing",
+				    "socket whose certificates wait for SDS (not served yet): closing",
 				    (unsigned long long)c->id, cc->name, tp->host->key);
 			sk_stat_inc(w->shard, st->upstream_cx_connect_fail);
 			tp->flags = "UF";
@@ -392,6 +486,10 @@ static void finish(struct sk_tcp_proxy *tp)
 			.upstream_cluster = tp->cluster ? tp->cluster->config->name : NULL,
 			.response_flags = tp->flags ? tp->flags : "-",
 			.server_name = c->sni,
+			.downstream_peer_uri_san = tp->down_san,
+			.upstream_peer_uri_san = tp->up_san,
+			.downstream_tls_version = tp->down_version,
+			.upstream_tls_version = tp->up_version,
 			.bytes_received = tp->rx,
 			.bytes_sent = tp->tx,
 			.connection_id = c->id,
@@ -415,6 +513,10 @@ void sk_tcp_proxy_start(struct sk_conn *c)
 	tp->up_fd = -1;
 	tp->wall_start = ev_time() - (ev_now(c->w->loop) - c->start);
 	c->tp = tp;
+	if (c->tls != NULL) {
+		tp->down_san = peer_uri_san(c->tls);
+		tp->down_version = sk_tls_version(c->tls);
+	}
 	sk_stat_inc(c->w->shard, c->tst->downstream_cx_total);
 	name = cluster_name(c);
 	tp->cluster = sk_snapshot_cluster(c->snap, name);
@@ -441,7 +543,10 @@ void sk_tcp_proxy_free(struct sk_tcp_proxy *tp)
 	close_upstream(tp);
 	upstream_gone(tp, true);
 	sk_host_set_unref(tp->hs);
+	sk_tls_ctx_unref(tp->tls_ctx);
 	if (tp->cluster)
 		sk_cluster_unref(tp->cluster);
+	free(tp->down_san);
+	free(tp->up_san);
 	free(tp);
 }

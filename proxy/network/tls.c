@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -746,6 +747,25 @@ fail:
 	return NULL;
 }
 
+int sk_tls_ctx_from_sds(const struct sk_tls_context_config *cfg, const char *changed, sk_tls_secret_lookup_fn lookup,
+			void *arg, struct sk_tls_ctx **out, char *err, size_t errlen)
+{
+	const struct sk_tls_secret *cert = NULL, *val = NULL;
+
+	*out = NULL;
+	if (cfg == NULL || (!cfg->has_cert_sds && !cfg->has_validation_sds))
+		return 0;
+	if (changed != NULL && !(cfg->has_cert_sds && strcmp(cfg->cert_sds.name, changed) == 0) &&
+	    !(cfg->has_validation_sds && strcmp(cfg->validation_sds.name, changed) == 0))
+		return 0;
+	if (cfg->has_cert_sds && (cert = lookup(arg, cfg->cert_sds.name)) == NULL)
+		return 0;
+	if (cfg->has_validation_sds && (val = lookup(arg, cfg->validation_sds.name)) == NULL)
+		return 0;
+	*out = sk_tls_ctx_new(cfg, cert, val, err, errlen);
+	return *out != NULL ? 1 : -EINVAL;
+}
+
 struct sk_tls_ctx *sk_tls_ctx_ref(struct sk_tls_ctx *ctx)
 {
 	atomic_fetch_add(&ctx->refs, 1);
@@ -826,6 +846,123 @@ struct sk_tls_conn *sk_tls_conn_new(struct sk_tls_ctx *ctx, int fd, bool is_serv
 		}
 	}
 	return c;
+}
+
+/* The prefix BIO: a filter over the socket BIO that serves bytes read before the TLS
+ * connection existed, then passes reads (and every write and control) to the socket. */
+struct prefix {
+	unsigned char *p;
+	size_t n, off;
+};
+
+static int prefix_read(BIO *b, char *out, size_t len, size_t *got)
+{
+	struct prefix *px = BIO_get_data(b);
+	BIO *next = BIO_next(b);
+	int ret;
+
+	BIO_clear_retry_flags(b);
+	if (px != NULL && px->off < px->n) {
+		size_t k = px->n - px->off < len ? px->n - px->off : len;
+
+		memcpy(out, px->p + px->off, k);
+		px->off += k;
+		*got = k;
+		return 1;
+	}
+	if (next == NULL)
+		return 0;
+	ret = BIO_read_ex(next, out, len, got);
+	BIO_copy_next_retry(b);
+	return ret;
+}
+
+static int prefix_write(BIO *b, const char *in, size_t len, size_t *put)
+{
+	BIO *next = BIO_next(b);
+	int ret;
+
+	BIO_clear_retry_flags(b);
+	if (next == NULL)
+		return 0;
+	ret = BIO_write_ex(next, in, len, put);
+	BIO_copy_next_retry(b);
+	return ret;
+}
+
+static long prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct prefix *px = BIO_get_data(b);
+	BIO *next = BIO_next(b);
+	long left = px != NULL ? (long)(px->n - px->off) : 0;
+
+	if (cmd == BIO_CTRL_PENDING && left > 0)
+		return left;
+	if (cmd == BIO_CTRL_EOF && left > 0)
+		return 0;
+	return next != NULL ? BIO_ctrl(next, cmd, num, ptr) : 0;
+}
+
+static int prefix_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int prefix_destroy(BIO *b)
+{
+	struct prefix *px = BIO_get_data(b);
+
+	if (px != NULL) {
+		free(px->p);
+		free(px);
+	}
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static BIO_METHOD *prefix_method;
+
+static void prefix_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "skiff prefix");
+
+	if (m != NULL && (BIO_meth_set_read_ex(m, prefix_read) != 1 || BIO_meth_set_write_ex(m, prefix_write) != 1 ||
+			  BIO_meth_set_ctrl(m, prefix_ctrl) != 1 || BIO_meth_set_create(m, prefix_create) != 1 ||
+			  BIO_meth_set_destroy(m, prefix_destroy) != 1)) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	prefix_method = m;
+}
+
+int sk_tls_conn_set_prefix(struct sk_tls_conn *c, const void *p, size_t n)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	BIO *sock = SSL_get_rbio(c->ssl), *f;
+	struct prefix *px;
+
+	if (n == 0)
+		return 0;
+	pthread_once(&once, prefix_method_init);
+	if (prefix_method == NULL || sock == NULL)
+		return -ENOMEM;
+	px = calloc(1, sizeof(*px));
+	f = BIO_new(prefix_method);
+	if (px == NULL || f == NULL || (px->p = malloc(n)) == NULL) {
+		free(px);
+		BIO_free(f);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	memcpy(px->p, p, n);
+	px->n = n;
+	BIO_set_data(f, px);
+	/* the chain takes its own reference on the socket BIO; set0_rbio drops the old rbio's */
+	BIO_up_ref(sock);
+	BIO_push(f, sock);
+	SSL_set0_rbio(c->ssl, f);
+	return 0;
 }
 
 void sk_tls_conn_free(struct sk_tls_conn *c)

@@ -29,6 +29,16 @@ struct sk_tls_conn;
  * NULL with err ("tls_certificate: the private key does not match the certificate chain"). */
 struct sk_tls_ctx *sk_tls_ctx_new(const struct sk_tls_context_config *cfg, const struct sk_tls_secret *cert_secret,
 				  const struct sk_tls_secret *validation_secret, char *err, size_t errlen);
+/* Looks up the current version of an SDS secret (NULL while it has not arrived). */
+typedef const struct sk_tls_secret *(*sk_tls_secret_lookup_fn)(void *arg, const char *name);
+
+/* For a cfg that names SDS secrets (cert and/or validation): when `changed` is NULL or one of
+ * the names cfg uses, and every secret cfg names is present (lookup), builds a new context
+ * into *out (one reference) and returns 1; returns 0 with *out NULL when cfg names no SDS
+ * secret, `changed` does not concern it, or a secret is still missing; -EINVAL with err
+ * when the context does not build (the caller keeps its previous context). */
+int sk_tls_ctx_from_sds(const struct sk_tls_context_config *cfg, const char *changed, sk_tls_secret_lookup_fn lookup,
+			void *arg, struct sk_tls_ctx **out, char *err, size_t errlen);
 struct sk_tls_ctx *sk_tls_ctx_ref(struct sk_tls_ctx *ctx);
 void sk_tls_ctx_unref(struct sk_tls_ctx *ctx); /* NULL: no-op; thread-safe */
 bool sk_tls_ctx_is_server(const struct sk_tls_ctx *ctx);
@@ -71,6 +81,10 @@ struct sk_tls_conn *sk_tls_conn_new(struct sk_tls_ctx *ctx, int fd, bool is_serv
 /* NULL: no-op; sends nothing. Without a prior sk_tls_shutdown the session is not resumable
  * (OpenSSL drops it from the server's cache). */
 void sk_tls_conn_free(struct sk_tls_conn *c);
+
+/* Before the handshake: bytes already read from fd (a listener's inspectors consumed the
+ * ClientHello) that the connection reads before the socket's. Copies them. 0 or -ENOMEM. */
+int sk_tls_conn_set_prefix(struct sk_tls_conn *c, const void *p, size_t n);
 
 /* Client only, before the handshake: offer these protocols instead of the context's
  * alpn_protocols (istio.alpn rewrites them per request HTTP version). 0 or -EINVAL. */

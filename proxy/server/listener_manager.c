@@ -163,6 +163,7 @@ int sk_lm_install(struct sk_server *s, struct sk_snapshot *snap, struct sk_liste
 	uint32_t i, n = sk_workers_count(s->workers);
 	size_t k, extra = (2 * n_take + n_gone) * sizeof(struct sk_listener *);
 
+	sk_server_sds_tls_apply(s, snap, NULL); /* contexts whose SDS secrets are here already */
 	for (i = 0; i < n; i++) {
 		size_t head = sizeof(struct install) + (snap->n_listeners + 1) * sizeof(int);
 		struct install *in;

@@ -10,11 +10,14 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/log/log.h"
+#include "proxy/listener/listener.h"
 #include "proxy/server/listener_manager.h"
+#include "proxy/server/secrets.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/xds_config.h"
 #include "xds/translate/route.h"
 #include "proxy/server/workers.h"
+#include "proxy/upstream/cluster.h"
 #include "proxy/upstream/dns.h"
 
 #define TICK_SECONDS 1.0
@@ -319,6 +322,32 @@ static uint32_t default_concurrency(void)
 	return n > 0 ? (uint32_t)n : 1;
 }
 
+/* ---- SDS secrets -> TLS contexts --------------------------------------------------------- */
+
+static const struct sk_tls_secret *lookup_secret(void *arg, const char *name)
+{
+	return sk_secrets_get(arg, name, NULL);
+}
+
+void sk_server_sds_tls_apply(struct sk_server *s, struct sk_snapshot *snap, const char *changed)
+{
+	size_t i;
+
+	if (snap == NULL || s->secrets == NULL)
+		return;
+	for (i = 0; i < snap->n_clusters; i++)
+		sk_cluster_tls_update(snap->clusters[i], changed, lookup_secret, s->secrets);
+	for (i = 0; i < snap->n_listeners; i++)
+		sk_listener_tls_update(snap->listeners[i], s->shard, changed, lookup_secret, s->secrets);
+}
+
+static void on_secret_changed(void *ctx, const char *name)
+{
+	struct sk_server *s = ctx;
+
+	sk_server_sds_tls_apply(s, s->snapshot, name);
+}
+
 int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootstrap_pb *bootstrap,
 		   unsigned static_unknown_fields, char *err, size_t errlen)
 {
@@ -378,9 +407,30 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 	ev_idle_init(&s->shutdown, on_shutdown);
 	s->shutdown.data = s;
 
+	{
+		struct sk_secrets_env env = {.loop = s->loop, .stats = s->stats, .shard = s->shard,
+					     .bootstrap = bootstrap};
+
+		s->secrets = sk_secrets_new(&env, err, errlen);
+		if (s->secrets == NULL)
+			return -EINVAL;
+		if (sk_secrets_watch(s->secrets, on_secret_changed, s) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
+
 	/* Static resources are ready at once. With LDS/CDS over xDS the server stays
 	 * INITIALIZING until the xDS client delivers them; workers start only then. */
 	sk_server_set_state(s, SK_STATE_INITIALIZING);
+	/* The static clusters' and listeners' secrets are subscribed; contexts whose secrets are
+	 * static are built now, SDS ones as their secrets arrive (on_secret_changed). Unlike
+	 * Envoy, nothing warms meanwhile: their connections are refused until then. */
+	if (opts->mode == SK_MODE_SERVE) {
+		if ((rc = sk_secrets_subscribe_bootstrap(s->secrets, err, errlen)) < 0)
+			return rc;
+		sk_server_sds_tls_apply(s, s->snapshot, NULL);
+	}
 	if (s->dynamic && opts->mode == SK_MODE_SERVE) {
 		s->xds = sk_xds_config_start(s, &rc, err, errlen);
 		if (s->xds == NULL && rc < 0)
@@ -433,6 +483,7 @@ void sk_server_destroy(struct sk_server *s)
 	sk_lm_stop_workers(s);
 	sk_workers_stop(s->workers);
 	sk_xds_config_free(s->xds);
+	sk_secrets_free(s->secrets);
 	sk_snapshot_unref(s->snapshot);
 	sk_dns_free(s->dns);
 	sk_admin_free(s->admin);

@@ -27,6 +27,7 @@ struct sk_workers;
 struct sk_snapshot;
 struct sk_dns;
 struct sk_xds_config;
+struct sk_secrets;
 
 struct sk_server_stats {
 	sk_stat_id state, uptime, live, memory_allocated, memory_heap_size, memory_physical_size,
@@ -56,6 +57,7 @@ struct sk_server {
 	struct sk_workers *workers;       /* owned; started once initialized */
 	struct sk_snapshot *snapshot;     /* the newest configuration (referenced) */
 	struct sk_xds_config *xds;        /* owned; NULL without dynamic resources */
+	struct sk_secrets *secrets;       /* owned: static secrets and SDS subscriptions */
 	struct sk_dns *dns;               /* resolver for DNS clusters */
 	ev_timer drain_timer;             /* polls the drain (listener_manager.c) */
 	ev_tstamp drain_deadline;
@@ -73,6 +75,13 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 /* The stats store the bootstrap's stats_config describes (also how --mode validate checks
  * stats_config). NULL with err set ("stats_config.stats_tags[1]: ...") when invalid. */
 struct sk_stats_store *sk_server_stats_store_new(const sk_bootstrap_pb *b, char *err, size_t errlen);
+
+/* Main thread: (re)builds the TLS contexts of snap's clusters and listeners that use SDS
+ * secret `changed` (NULL: those not built yet) once every secret they name is in the store
+ * (s->secrets), and swaps them in for new connections. The store's watch calls it on every
+ * secret change; sk_lm_install on every new configuration. */
+struct sk_snapshot;
+void sk_server_sds_tls_apply(struct sk_server *s, struct sk_snapshot *snap, const char *changed);
 
 /* Runs the loop until shutdown. */
 void sk_server_run(struct sk_server *s);

@@ -201,6 +201,7 @@ static void fill_host(struct sk_host *h, const struct sk_endpoint_config *ep, co
 	h->locality_weight = loc->weight;
 	h->health = ep->health;
 	h->tls = ep->tls;
+	h->tls_istio = ep->tls_istio;
 	h->hostname = ep->hostname ? ep->hostname : "";
 }
 
@@ -484,6 +485,91 @@ static void register_stats(struct sk_cluster *c, struct sk_stats_store *st)
 	s->membership_healthy = sk_stats_gaugef(st, SK_GAUGE_MAIN_ONLY, "cluster.%s.membership_healthy", n);
 }
 
+/* The client contexts of the cluster's TLS sockets whose certificates are in the config
+ * (inline or files, read now); one that needs an SDS secret stays NULL and its hosts are
+ * refused until SDS serves it. -EINVAL with err when a certificate cannot be loaded. */
+static int build_tls(struct sk_cluster *c, struct sk_stats_store *stats, char *err, size_t errlen)
+{
+	const struct sk_cluster_config *cc = c->config;
+	const struct sk_tls_context_config *cfgs[2] = {cc->tls_default_ctx, cc->tls_istio_ctx};
+	static const char *const where[2] = {"transport_socket", "transport_socket_matches (tlsMode istio)"};
+	char why[512], scope[512];
+	int i;
+
+	if (cfgs[0] == NULL && cfgs[1] == NULL)
+		return 0;
+	snprintf(scope, sizeof(scope), "cluster.%s", cc->stat_name);
+	sk_tls_stats_register(&c->tls_st, stats, scope);
+	c->ssl_context_update_by_sds = sk_stats_counterf(
+		stats, "cluster.%s.client_ssl_socket_factory.ssl_context_update_by_sds", cc->stat_name);
+	for (i = 0; i < 2; i++) {
+		if (cfgs[i] == NULL)
+			continue;
+		if (cfgs[i]->has_cert_sds || cfgs[i]->has_validation_sds) {
+			sk_log_debug(SK_LOG_UPSTREAM, "cluster '%s': %s waits for SDS secret '%s': its TLS "
+				     "hosts refuse connections until it arrives", cc->name, where[i],
+				     cfgs[i]->has_cert_sds ? cfgs[i]->cert_sds.name : cfgs[i]->validation_sds.name);
+			continue;
+		}
+		c->tls_ctx[i] = sk_tls_ctx_new(cfgs[i], NULL, NULL, why, sizeof(why));
+		if (c->tls_ctx[i] == NULL) {
+			snprintf(err, errlen, "cluster '%s': %s: %s", cc->name, where[i], why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+struct sk_tls_ctx *sk_cluster_tls_ctx_acquire(struct sk_cluster *c, bool istio)
+{
+	struct sk_tls_ctx *ctx;
+
+	pthread_mutex_lock(&c->tls_lock);
+	ctx = c->tls_ctx[istio ? 1 : 0];
+	if (ctx != NULL)
+		sk_tls_ctx_ref(ctx);
+	pthread_mutex_unlock(&c->tls_lock);
+	return ctx;
+}
+
+int sk_cluster_tls_update(struct sk_cluster *c, const char *changed, sk_tls_secret_lookup_fn lookup, void *arg)
+{
+	const struct sk_cluster_config *cc = c->config;
+	const struct sk_tls_context_config *cfgs[2] = {cc->tls_default_ctx, cc->tls_istio_ctx};
+	static const char *const where[2] = {"transport_socket", "transport_socket_matches (tlsMode istio)"};
+	char why[512];
+	int i, n = 0;
+
+	for (i = 0; i < 2; i++) {
+		struct sk_tls_ctx *ctx, *old;
+		int rc;
+
+		if (changed == NULL && c->tls_ctx[i] != NULL)
+			continue; /* built already: only a change rebuilds it */
+		rc = sk_tls_ctx_from_sds(cfgs[i], changed, lookup, arg, &ctx, why, sizeof(why));
+
+		if (rc < 0)
+			sk_log_error(SK_LOG_UPSTREAM, "cluster '%s': %s: SDS secret update: %s (keeping the "
+				     "previous context)", cc->name, where[i], why);
+		if (rc <= 0)
+			continue;
+		pthread_mutex_lock(&c->tls_lock);
+		old = c->tls_ctx[i];
+		__atomic_store_n(&c->tls_ctx[i], ctx, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&c->tls_lock);
+		/* connections that started on `old` hold references; the cluster keeps it one more
+		 * rotation for sk_cluster_tls_ctx's borrowers */
+		sk_tls_ctx_unref(c->tls_retired[i]);
+		c->tls_retired[i] = old;
+		if (changed != NULL && c->main_shard != NULL)
+			sk_stat_inc(c->main_shard, c->ssl_context_update_by_sds);
+		sk_log_info(SK_LOG_UPSTREAM, "cluster '%s': %s: TLS context %s from SDS", cc->name, where[i],
+			    old != NULL ? "rebuilt" : "built");
+		n++;
+	}
+	return n;
+}
+
 struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_store *stats,
 				  struct sk_stats_shard *main_shard, struct sk_dns *dns,
 				  struct ev_loop *loop, uint32_t n_workers, char *err, size_t errlen)
@@ -504,7 +590,10 @@ struct sk_cluster *sk_cluster_new(struct sk_cluster_config *cc, struct sk_stats_
 	c->dns = dns;
 	c->main_shard = main_shard;
 	pthread_mutex_init(&c->hosts_lock, NULL);
+	pthread_mutex_init(&c->tls_lock, NULL);
 	register_stats(c, stats);
+	if (build_tls(c, stats, err, errlen) < 0)
+		goto fail;
 	c->n_slots = n_workers;
 	c->slots = calloc(n_workers ? n_workers : 1, sizeof(*c->slots));
 	if (c->slots == NULL) {
@@ -582,6 +671,11 @@ void sk_cluster_unref(struct sk_cluster *c)
 	free(c->resolved);
 	sk_host_set_unref(atomic_load(&c->hosts));
 	pthread_mutex_destroy(&c->hosts_lock);
+	pthread_mutex_destroy(&c->tls_lock);
+	sk_tls_ctx_unref(c->tls_ctx[0]);
+	sk_tls_ctx_unref(c->tls_ctx[1]);
+	sk_tls_ctx_unref(c->tls_retired[0]);
+	sk_tls_ctx_unref(c->tls_retired[1]);
 	sk_cluster_config_free(c->config);
 	free(c);
 }

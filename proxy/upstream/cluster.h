@@ -15,6 +15,8 @@
 #include <ev.h>
 
 #include "proxy/stats/stats.h"
+#include "proxy/network/tls.h"
+#include "proxy/network/tls_stats.h"
 #include "proxy/upstream/lb.h"
 #include "xds/translate/cluster.h"
 
@@ -31,7 +33,9 @@ struct sk_host {
 	uint32_t locality;                /* index into the config's localities */
 	uint32_t locality_weight;         /* that locality's load_balancing_weight (0: none) */
 	enum sk_health health;
-	bool tls;                         /* its transport socket is TLS (not served yet) */
+	bool tls;                         /* its transport socket is TLS ... */
+	bool tls_istio;                   /* ... the tlsMode-istio match's (else the default's):
+					   * sk_cluster_tls_ctx() tells which context */
 	atomic_uint_fast64_t cx_total, cx_connect_fail;
 	atomic_uint_fast32_t cx_active;
 };
@@ -112,6 +116,15 @@ struct sk_cluster {
 	_Atomic sk_stat_id code_id[32];
 	atomic_uint_fast64_t code_pending[32];
 	bool code_tried[32];              /* main thread: registration attempted */
+	/* TLS contexts of the default transport socket [0] and of the tlsMode-istio match [1]
+	 * (owned references); NULL when raw, or when it needs an SDS secret (not served yet).
+	 * Swapped by the main thread when SDS secrets change: read them with
+	 * sk_cluster_tls_ctx_acquire (tls_lock) */
+	struct sk_tls_ctx *tls_ctx[2];
+	pthread_mutex_t tls_lock;
+	struct sk_tls_ctx *tls_retired[2]; /* the contexts the last rotation replaced (main thread) */
+	sk_stat_id ssl_context_update_by_sds; /* client_ssl_socket_factory.* (0: no TLS) */
+	struct sk_tls_stats tls_st;       /* cluster.<name>.ssl.* (registered when TLS) */
 	atomic_uint pending_rq;           /* circuit breaker max_pending_requests: waiting for a
 					   * connection */
 	bool added_via_api;               /* CDS (not the bootstrap) */
@@ -166,6 +179,30 @@ void sk_cluster_unref(struct sk_cluster *c);
  * callers keep a reference with sk_host_set_ref when they hold the host longer. */
 struct sk_host *sk_cluster_pick(struct sk_cluster *c, uint32_t slot, uint64_t hash, bool has_hash,
 				 struct sk_host_set **set_out);
+
+/* The context host h connects with, borrowed (the cluster keeps it), or NULL when its socket
+ * is TLS whose certificates wait for SDS. Only meaningful when h->tls. A worker must take its
+ * own reference (sk_tls_ctx_ref, or sk_tls_conn_new) right away: an SDS rotation swaps the
+ * context, and the cluster keeps the replaced one alive only until the next rotation.
+ * sk_cluster_tls_ctx_acquire takes the reference under the lock. */
+static inline struct sk_tls_ctx *sk_cluster_tls_ctx(const struct sk_cluster *c, const struct sk_host *h)
+{
+	return __atomic_load_n(&c->tls_ctx[h->tls_istio ? 1 : 0], __ATOMIC_ACQUIRE);
+}
+
+/* A reference on the context of the default socket (istio false) or of the tlsMode-istio
+ * match (true), for a new connection (release with sk_tls_ctx_unref); NULL when that socket
+ * is raw or its SDS secrets have not arrived. Any thread: SDS rotations swap the context on
+ * the main thread (sk_cluster_tls_update); a connection keeps the one it started with. */
+struct sk_tls_ctx *sk_cluster_tls_ctx_acquire(struct sk_cluster *c, bool istio);
+
+/* Main thread: (re)builds the contexts whose SDS secrets include `changed` (NULL: every SDS
+ * context not built yet, as at start or in a new configuration) once all the secrets they name are present (lookup), and swaps them
+ * in for new connections; each rebuild counts
+ * cluster.<name>.client_ssl_socket_factory.ssl_context_update_by_sds when `changed` is set.
+ * A context that does not build is logged and the previous one kept. Returns how many were
+ * swapped in. */
+int sk_cluster_tls_update(struct sk_cluster *c, const char *changed, sk_tls_secret_lookup_fn lookup, void *arg);
 
 struct sk_host_set *sk_host_set_ref(struct sk_host_set *hs);
 void sk_host_set_unref(struct sk_host_set *hs);

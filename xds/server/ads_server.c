@@ -383,8 +383,10 @@ static void on_sotw_request(struct srv_stream *st, Envoy__Service__Discovery__V3
 	if (req->response_nonce[0] != '\0') {
 		logf_(srv, "ACK stream=%u mode=sotw type=%s version=%s nonce=%s%s", st->id, req->type_url,
 		      req->version_info, req->response_nonce, stale ? " stale=1" : "");
-		changed = sotw_set_names(t, req->resource_names, req->n_resource_names);
-		if (changed && !stale) {
+		/* a stale request is not acted on at all (its names included): the ACK of the
+		 * current nonce that follows carries the subscription again */
+		changed = !stale && sotw_set_names(t, req->resource_names, req->n_resource_names);
+		if (changed) {
 			logf_(srv, "REQUEST stream=%u mode=sotw type=%s version=%s nonce=%s names=%s node=%s", st->id,
 			      req->type_url, req->version_info, req->response_nonce,
 			      join(list, sizeof(list), (const char *const *)req->resource_names, req->n_resource_names),

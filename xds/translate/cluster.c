@@ -290,7 +290,8 @@ int sk_endpoints_translate(const Envoy__Config__Endpoint__V3__ClusterLoadAssignm
 			if (mode == NULL)
 				mode = metadata_string(lle->metadata, "envoy.transport_socket_match", "tlsMode");
 			ep->tls_mode_istio = mode && strcmp(mode, "istio") == 0;
-			ep->tls = ep->tls_mode_istio && cc->has_istio_match ? cc->tls_match_istio : cc->tls_default;
+			ep->tls_istio = ep->tls_mode_istio && cc->has_istio_match;
+			ep->tls = ep->tls_istio ? cc->tls_match_istio : cc->tls_default;
 			if (dns) {
 				if (a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS) {
 					rc = efail(err, errlen, "endpoints[%zu].lb_endpoints[%zu]: DNS clusters need socket "
@@ -460,16 +461,40 @@ struct sk_cluster_config *sk_cluster_config_new(const cluster_pb *c, char *err, 
 		}
 		cc->has_bind = true;
 	}
+	if (c->transport_socket != NULL) {
+		char why[512];
+
+		if (sk_tls_transport_socket_translate(c->transport_socket, true, &cc->tls_default_ctx, why,
+						      sizeof(why)) < 0) {
+			cfail(err, errlen, c->name, "transport_socket: %s", why);
+			goto fail;
+		}
+	}
 	cc->tls_default = is_tls_socket(c->transport_socket);
 	for (size_t m = 0; m < c->n_transport_socket_matches; m++) {
 		const Envoy__Config__Cluster__V3__Cluster__TransportSocketMatch *tm = c->transport_socket_matches[m];
 		const Google__Protobuf__Struct *st = tm->match;
+		bool istio = false;
 
 		for (size_t k = 0; st && k < st->n_fields; k++)
 			if (strcmp(st->fields[k]->key, "tlsMode") == 0 && st->fields[k]->value &&
 			    st->fields[k]->value->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE &&
 			    strcmp(st->fields[k]->value->string_value, "istio") == 0)
-				cc->has_istio_match = true, cc->tls_match_istio = is_tls_socket(tm->transport_socket);
+				istio = true;
+		/* the first tlsMode-istio match wins, as Envoy takes the first that matches */
+		if (!istio || cc->has_istio_match)
+			continue;
+		cc->has_istio_match = true;
+		cc->tls_match_istio = is_tls_socket(tm->transport_socket);
+		if (tm->transport_socket != NULL) {
+			char why[512];
+
+			if (sk_tls_transport_socket_translate(tm->transport_socket, true, &cc->tls_istio_ctx, why,
+							      sizeof(why)) < 0) {
+				cfail(err, errlen, c->name, "transport_socket_matches[%zu].transport_socket: %s", m, why);
+				goto fail;
+			}
+		}
 	}
 	if (translate_protocol(c, cc, err, errlen) < 0)
 		goto fail;
@@ -489,5 +514,7 @@ void sk_cluster_config_free(struct sk_cluster_config *cc)
 	free(cc->eds_service_name);
 	free(cc->name);
 	free(cc->stat_name);
+	sk_tls_context_config_free(cc->tls_default_ctx);
+	sk_tls_context_config_free(cc->tls_istio_ctx);
 	free(cc);
 }

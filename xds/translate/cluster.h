@@ -11,6 +11,7 @@
 #include "skiff_protos.h"
 #include "xds/translate/address.h"
 #include "xds/translate/hcm.h"
+#include "xds/translate/tls.h"
 
 enum sk_cluster_type {
 	SK_CLUSTER_STATIC,
@@ -38,6 +39,7 @@ struct sk_endpoint_config {
 	enum sk_health health;
 	bool tls_mode_istio;         /* metadata envoy.transport_socket_match.tlsMode == "istio" */
 	bool tls;                    /* its transport socket (match or cluster default) is TLS */
+	bool tls_istio;              /* ... and it is the tlsMode-istio match's (else the default's) */
 };
 
 struct sk_locality_config {
@@ -75,6 +77,8 @@ struct sk_cluster_config {
 	bool tls_default;            /* the cluster's transport_socket is TLS */
 	bool has_istio_match;        /* a transport_socket_match on tlsMode=istio exists ... */
 	bool tls_match_istio;        /* ... and selects TLS */
+	struct sk_tls_context_config *tls_default_ctx; /* UpstreamTlsContext of transport_socket */
+	struct sk_tls_context_config *tls_istio_ctx;   /* ... of the tlsMode-istio match (owned) */
 	/* the upstream HTTP protocol (typed_extension_protocol_options
 	 * envoy.extensions.upstreams.http.v3.HttpProtocolOptions, or the cluster's deprecated
 	 * http2_protocol_options): HTTP/1.1 unless told; DOWNSTREAM follows the request's */

@@ -9,6 +9,7 @@
 
 #include "proxy/network/access_log.h"
 #include "xds/translate/hcm.h"
+#include "xds/translate/tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -317,8 +318,13 @@ static int translate_chain(const Envoy__Config__Listener__V3__FilterChain *fc, s
 	size_t i;
 
 	out->name = strdup(fc->name ? fc->name : "");
-	out->tls = fc->transport_socket && fc->transport_socket->name &&
-		   strcmp(fc->transport_socket->name, "envoy.transport_sockets.raw_buffer") != 0;
+	if (fc->transport_socket != NULL) {
+		char why[512];
+
+		if (sk_tls_transport_socket_translate(fc->transport_socket, false, &out->tls_ctx, why, sizeof(why)) < 0)
+			return lfail(err, errlen, "%s.transport_socket: %s", where, why);
+		out->tls = out->tls_ctx != NULL;
+	}
 	for (i = 0; i < fc->n_filters; i++) {
 		const Envoy__Config__Listener__V3__Filter *f = fc->filters[i];
 		char type[256], fw[256];
@@ -467,6 +473,7 @@ static void free_chain(struct sk_filter_chain_config *c)
 	size_t i;
 
 	free(c->name);
+	sk_tls_context_config_free(c->tls_ctx);
 	free(c->tcp.stat_prefix);
 	free(c->tcp.cluster);
 	for (i = 0; i < c->tcp.n_weighted; i++)

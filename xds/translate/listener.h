@@ -38,6 +38,7 @@ struct sk_tcp_proxy_config {
 };
 
 struct sk_hcm_config;
+struct sk_tls_context_config;
 
 struct sk_filter_chain_config {
 	char *name;
@@ -45,7 +46,8 @@ struct sk_filter_chain_config {
 	struct sk_tcp_proxy_config tcp;
 	bool http;                            /* ... or http_connection_manager: */
 	struct sk_hcm_config *hcm;            /* owned; set when http */
-	bool tls;                             /* transport_socket is TLS (mTLS issue) */
+	bool tls;                             /* transport_socket is TLS ... */
+	struct sk_tls_context_config *tls_ctx; /* ... its DownstreamTlsContext (owned) */
 	unsigned observe_only;                /* filters accepted without effect (istio.stats, ...) */
 };
 

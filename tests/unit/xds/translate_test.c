@@ -1,6 +1,7 @@
 /* translate_test: Cluster and Listener protos -> the data plane's structs: defaults, what
  * is honoured, and what is refused with a message naming the place. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "proxy/network/access_log.h"
 #include "test.h"
@@ -94,9 +95,34 @@ static void test_clusters(void)
 	CHECK(cc != NULL);
 	if (cc) {
 		CHECK(cc->localities[0].endpoints[0].tls_mode_istio && cc->localities[0].endpoints[0].tls);
+		CHECK(cc->localities[0].endpoints[0].tls_istio);
 		CHECK(!cc->localities[0].endpoints[1].tls);
+		/* the match's UpstreamTlsContext is kept; raw_buffer translates to none */
+		CHECK(cc->tls_istio_ctx != NULL && !cc->tls_istio_ctx->server);
+		CHECK(cc->tls_istio_ctx && cc->tls_istio_ctx->sni && strcmp(cc->tls_istio_ctx->sni, "x") == 0);
+		CHECK(cc->tls_default_ctx == NULL);
 		sk_cluster_config_free(cc);
 	}
+
+	/* a TLS context skiff cannot honour rejects the cluster, naming the field */
+	cc = cluster("{\"name\":\"t\",\"transport_socket_matches\":[{\"name\":\"m\",\"match\":{\"tlsMode\":"
+		     "\"istio\"},\"transport_socket\":{\"name\":\"envoy.transport_sockets.tls\",\"typed_config\":"
+		     "{\"@type\":\"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\","
+		     "\"common_tls_context\":{\"tls_params\":{\"tls_minimum_protocol_version\":\"TLSv1_0\"}}}}}]}");
+	CHECK(cc == NULL);
+	CHECK(strstr(err, "cluster 't': transport_socket_matches[0].transport_socket: ") == err);
+	sk_cluster_config_free(cc);
+	cc = cluster("{\"name\":\"d\",\"transport_socket\":{\"name\":\"envoy.transport_sockets.tls\","
+		     "\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+		     "DownstreamTlsContext\"}}}");
+	CHECK(cc == NULL);
+	CHECK(strstr(err, "cluster 'd': transport_socket: ") == err);
+	sk_cluster_config_free(cc);
+	cc = cluster("{\"name\":\"u\",\"transport_socket\":{\"name\":\"envoy.transport_sockets.tls\","
+		     "\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+		     "UpstreamTlsContext\",\"sni\":\"s\"}}}");
+	CHECK(cc && cc->tls_default && cc->tls_default_ctx && cc->tls_istio_ctx == NULL);
+	sk_cluster_config_free(cc);
 
 	/* LB policies, including Istio's typed load_balancing_policy with override_host */
 	cc = cluster("{\"name\":\"m\",\"lb_policy\":\"MAGLEV\",\"maglev_lb_config\":{\"table_size\":\"17\"}}");
@@ -164,6 +190,30 @@ static void test_listeners(void)
 		CHECK(lc->served);
 		sk_listener_config_free(lc);
 	}
+
+	/* a chain keeps its DownstreamTlsContext; an UpstreamTlsContext there is refused */
+	lc = listener("{\"name\":\"in\",\"address\":{\"socket_address\":{\"address\":\"0.0.0.0\","
+		      "\"port_value\":15006}},\"filter_chains\":[{\"transport_socket\":{\"name\":"
+		      "\"envoy.transport_sockets.tls\",\"typed_config\":{\"@type\":\"type.googleapis.com/envoy."
+		      "extensions.transport_sockets.tls.v3.DownstreamTlsContext\",\"require_client_certificate\":"
+		      "true,\"common_tls_context\":{\"tls_certificate_sds_secret_configs\":[{\"name\":\"default\"}]}}},\"filters\":[" TCP_PROXY(",\"cluster\":\"c\"") "]},{\"transport_socket\":{\"name\":"
+		      "\"envoy.transport_sockets.raw_buffer\"},\"filter_chain_match\":{\"destination_port\":1},"
+		      "\"filters\":[" TCP_PROXY(",\"cluster\":\"c\"") "]}]}");
+	CHECK(lc != NULL);
+	if (lc) {
+		CHECK(lc->chains[0].tls && lc->chains[0].tls_ctx && lc->chains[0].tls_ctx->server);
+		CHECK(lc->chains[0].tls_ctx && lc->chains[0].tls_ctx->require_client_certificate);
+		CHECK(!lc->chains[1].tls && lc->chains[1].tls_ctx == NULL);
+		sk_listener_config_free(lc);
+	}
+	lc = listener("{\"name\":\"bad\",\"address\":{\"socket_address\":{\"address\":\"0.0.0.0\","
+		      "\"port_value\":15006}},\"filter_chains\":[{\"transport_socket\":{\"name\":"
+		      "\"envoy.transport_sockets.tls\",\"typed_config\":{\"@type\":\"type.googleapis.com/envoy."
+		      "extensions.transport_sockets.tls.v3.UpstreamTlsContext\"}},\"filters\":["
+		      TCP_PROXY(",\"cluster\":\"c\"") "]}]}");
+	CHECK(lc == NULL);
+	CHECK(strstr(err, "filter_chains[0].transport_socket: ") != NULL);
+	sk_listener_config_free(lc);
 
 	lc = listener("{\"name\":\"w\",\"address\":{\"socket_address\":{\"address\":\"::\",\"port_value\":8080}},"
 		      "\"bind_to_port\":false,\"filter_chains\":[{\"filters\":[" TCP_PROXY(",\"idle_timeout\":\"0s\","

@@ -95,6 +95,20 @@ static void test_text(void)
 			     sizeof(buf));
 	CHECK_STR(buf, "/a 10.1.2.3 - %bad");
 
+	/* TLS: the peers' SPIFFE ids and versions; "-" on a connection without TLS */
+	sk_access_log_format("%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION% %UPSTREAM_PEER_URI_SAN% "
+			     "%UPSTREAM_TLS_VERSION%", &e, buf, sizeof(buf));
+	CHECK_STR(buf, "- - - -");
+	e.downstream_peer_uri_san = "spiffe://cluster.local/ns/default/sa/client";
+	e.downstream_tls_version = "TLSv1.3";
+	e.upstream_peer_uri_san = "spiffe://cluster.local/ns/default/sa/server";
+	e.upstream_tls_version = "TLSv1.2";
+	sk_access_log_format("%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION% %UPSTREAM_PEER_URI_SAN% "
+			     "%UPSTREAM_TLS_VERSION%", &e, buf, sizeof(buf));
+	CHECK_STR(buf, "spiffe://cluster.local/ns/default/sa/client TLSv1.3 spiffe://cluster.local/ns/default/sa/server "
+		       "TLSv1.2");
+	entry(&e);
+
 	/* omit_empty_values: an operator without a value prints nothing */
 	f = sk_log_format_text("a=%ROUTE_NAME% b=%REQ(X-NONE)% c=%RESPONSE_CODE%", true);
 	sk_log_format_render(f, &e, buf, sizeof(buf));

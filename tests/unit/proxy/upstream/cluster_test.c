@@ -2,12 +2,15 @@
  * overprovisioning factor, locality weights — over real translated clusters. */
 #include <arpa/inet.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test.h"
 #include "proxy/upstream/cluster.h"
 #include "xds/pbjson.h"
 
 static struct sk_stats_store *store;
+
+#define UPSTREAM_TLS "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 static struct sk_cluster *make(const char *text)
 {
@@ -117,6 +120,42 @@ int main(void)
 	count(c, 400, n);
 	CHECK(n[1] == 100 && n[2] == 300);
 	sk_cluster_unref(c);
+
+	/* TLS sockets: one waiting for SDS builds no context (its hosts are refused, never served
+	 * in clear); the raw default leaves plain hosts alone; a certificate file that cannot be
+	 * read rejects the cluster, naming the socket */
+	c = make("{\"name\":\"t\",\"transport_socket_matches\":[{\"name\":\"m\",\"match\":{\"tlsMode\":"
+		 "\"istio\"},\"transport_socket\":{\"name\":\"envoy.transport_sockets.tls\",\"typed_config\":"
+		 "{\"@type\":\"" UPSTREAM_TLS "\",\"common_tls_context\":{\"tls_certificate_sds_secret_configs\":"
+		 "[{\"name\":\"default\"}]}}}}],\"load_assignment\":{\"endpoints\":[{\"lb_endpoints\":["
+		 EP("1", ",\"metadata\":{\"filter_metadata\":{\"envoy.transport_socket_match\":{\"tlsMode\":"
+			 "\"istio\"}}}") "]}]}}");
+	CHECK(c != NULL);
+	if (c) {
+		struct sk_host *h = sk_cluster_pick(c, 0, 0, false, NULL);
+
+		CHECK(h && h->tls && h->tls_istio && sk_cluster_tls_ctx(c, h) == NULL);
+		CHECK(c->tls_ctx[0] == NULL && c->tls_ctx[1] == NULL);
+		sk_cluster_unref(c);
+	}
+	{
+		char err[512];
+		json_t *j = json_loads("{\"name\":\"f\",\"transport_socket\":{\"name\":\"envoy.transport_sockets.tls\","
+				       "\"typed_config\":{\"@type\":\"" UPSTREAM_TLS "\",\"common_tls_context\":"
+				       "{\"tls_certificates\":[{\"certificate_chain\":{\"filename\":\"/nonexistent/c.pem\"},"
+				       "\"private_key\":{\"filename\":\"/nonexistent/k.pem\"}}]}}}}", 0, NULL);
+		ProtobufCMessage *m = j ? sk_pbjson_decode(&envoy__config__cluster__v3__cluster__descriptor, j, NULL,
+							   err, sizeof(err)) : NULL;
+		struct sk_cluster_config *cc = m ? sk_cluster_config_new((void *)m, err, sizeof(err)) : NULL;
+
+		CHECK(cc != NULL);
+		c = cc ? sk_cluster_new(cc, store, sk_stats_main_shard(store), NULL, NULL, 1, err, sizeof(err)) : NULL;
+		CHECK(c == NULL);
+		CHECK(strstr(err, "cluster 'f': transport_socket: ") == err);
+		json_decref(j);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+	}
 
 	sk_stats_store_free(store);
 	return TEST_SUMMARY();
