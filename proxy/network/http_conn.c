@@ -69,6 +69,8 @@
 #include "proxy/network/access_log.h"
 #include "proxy/network/http_internal.h"
 #include "proxy/network/shadow.h"
+#include "proxy/network/tls.h"
+#include "proxy/network/tls_stats.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 #include "xds/translate/hcm.h"
@@ -264,6 +266,7 @@ static void process(struct sk_http_conn *hc);
 static void finish_callback(struct sk_http_conn *hc);
 static void q_kick_soon(struct sk_worker *w);
 static void up_write(struct upconn *u);
+static void up_read(struct upconn *u);
 
 /* ---------------------------------------------------------------------------------- */
 /* the per-worker pool                                                                 */
@@ -354,6 +357,14 @@ static void up_destroy(struct upconn *u, bool local)
 	buf_free(&u->body);
 	buf_free(&u->rhead);
 	buf_free(&u->rtrailers);
+	if (u->tls != NULL) {
+		/* close_notify on our own close of an established connection (best effort: a
+		 * full socket is not waited for) */
+		if (local && u->connected)
+			(void)sk_tls_shutdown(u->tls);
+		sk_tls_conn_free(u->tls);
+	}
+	sk_tls_ctx_unref(u->tls_ctx);
 	if (u->fd >= 0)
 		close(u->fd);
 	if (u->counted) {
@@ -376,6 +387,16 @@ static void on_idle_event(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (u->tls != NULL) {
+		/* TLS records that carry no data (a TLS 1.3 session ticket, a key update) keep it;
+		 * data, close_notify or an error end it (its bytes are lost anyway: it closes) */
+		n = sk_tls_read(u->tls, b, sizeof(b));
+		if (n == -EAGAIN && sk_tls_want(u->tls) == SK_TLS_WANT_READ)
+			return;
+		idle_unlink(u);
+		up_destroy(u, n > 0 || n == -EAGAIN);
+		return;
+	}
 	n = recv(u->fd, b, sizeof(b), MSG_PEEK);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -401,6 +422,7 @@ static void pool_put(struct upconn *u)
 	struct sk_worker *w = u->w;
 
 	u->hc = NULL;
+	u->tls_rd_wants_write = u->tls_wr_wants_read = false;
 	ev_io_stop(w->loop, &u->wio);
 	ev_timer_stop(w->loop, &u->timer);
 	if (n_idle >= MAX_IDLE_PER_WORKER) {
@@ -426,10 +448,12 @@ static void pool_put(struct upconn *u)
 	q_kick_soon(w);
 }
 
-static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr)
+/* tls_ctx: the context a new connection would use (NULL: raw); a pooled connection made
+ * with another (the host's TLS mode or its certificates changed) is not taken. */
+static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr, const struct sk_tls_ctx *tls_ctx)
 {
 	for (struct upconn *u = idle_list; u != NULL; u = u->next) {
-		if (u->cluster == cl && sk_http_same_addr(&u->addr, addr)) {
+		if (u->cluster == cl && sk_http_same_addr(&u->addr, addr) && u->tls_ctx == tls_ctx) {
 			idle_unlink(u);
 			ev_timer_stop(u->w->loop, &u->timer);
 			ev_set_cb(&u->rio, on_up_read); /* still armed: see pool_put */
@@ -1076,7 +1100,8 @@ static void up_release(struct sk_http_conn *hc, bool reusable)
 		atomic_fetch_sub(&u->cluster->active_rq, 1);
 		hc->upstream_rq_counted = false;
 	}
-	if (reusable && u->connected && pending(&u->out) == 0 && pending(&u->in) == 0 && u->fd >= 0)
+	if (reusable && u->connected && pending(&u->out) == 0 && pending(&u->in) == 0 && u->fd >= 0 &&
+	    (u->tls == NULL || sk_tls_pending(u->tls) == 0))
 		pool_put(u);
 	else
 		up_destroy(u, true);
@@ -1451,7 +1476,7 @@ static void on_up_connect_timeout(struct ev_loop *loop, ev_timer *t, int revents
 
 /* Opens a new connection to addr for the stream; NULL after answering (503) on failure. */
 static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, struct sk_host *host,
-			      struct sk_host_set *hs, const struct sk_addr *addr)
+			      struct sk_host_set *hs, const struct sk_addr *addr, struct sk_tls_ctx *tls_ctx)
 {
 	struct sk_worker *w = hc->w;
 	const struct sk_cluster_config *cc = cl->config;
@@ -1479,6 +1504,7 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	u->host = host;
 	u->hs = hs ? sk_host_set_ref(hs) : NULL;
 	u->addr = *addr;
+	u->tls_ctx = tls_ctx ? sk_tls_ctx_ref(tls_ctx) : NULL;
 	u->rp = sk_h1_parser_new(SK_H1_RESPONSE, NULL);
 	ev_init(&u->rio, on_up_read);
 	ev_init(&u->wio, on_up_write);
@@ -1595,7 +1621,43 @@ void sk_http_up_reset(struct upconn *u, int err)
 	finish_callback(hc);
 }
 
-/* Writes u->out; on the first writability after connect, checks the connect result. */
+/* Advances the TLS handshake of a connecting u (connect_timeout still runs: it covers the
+ * handshake, as Envoy's "connected" comes once TLS is up). true once established; false while
+ * it waits for the socket, or after failing it as a connect failure (u may be gone then). */
+static bool up_tls_handshake(struct upconn *u)
+{
+	struct sk_http_conn *hc = u->hc;
+	struct sk_worker *w = u->w;
+	enum sk_tls_status st = sk_tls_handshake(u->tls);
+	char up[SK_ADDR_TEXT_MAX];
+
+	switch (st) {
+	case SK_TLS_DONE:
+		sk_tls_stats_count(w->shard, &u->cluster->tls_st, u->tls, true);
+		return true;
+	case SK_TLS_WANT_READ:
+		ev_io_stop(w->loop, &u->wio);
+		ev_io_start(w->loop, &u->rio);
+		return false;
+	case SK_TLS_WANT_WRITE:
+		ev_io_stop(w->loop, &u->rio);
+		ev_io_start(w->loop, &u->wio);
+		return false;
+	default:
+		break;
+	}
+	sk_tls_stats_count(w->shard, &u->cluster->tls_st, u->tls, false);
+	sk_addr_format(&u->addr, up, sizeof(up));
+	sk_log_debug(SK_LOG_UPSTREAM, "[C%llu] http: TLS handshake with %s (cluster '%s') failed: %s",
+		     (unsigned long long)hc->c->id, up, u->cluster->config->name, sk_tls_failure_reason(u->tls));
+	ev_io_stop(w->loop, &u->rio);
+	ev_io_stop(w->loop, &u->wio);
+	up_connect_failed(hc, false, EPROTO);
+	return false;
+}
+
+/* Writes u->out; on the first writability after connect, checks the connect result (and
+ * runs the TLS handshake when the host's socket is TLS). */
 static void up_write(struct upconn *u)
 {
 	struct sk_http_conn *hc = u->hc;
@@ -1607,35 +1669,63 @@ static void up_write(struct upconn *u)
 		return;
 	}
 	if (!u->connected) {
-		int err = 0;
-		socklen_t len = sizeof(err);
+		if (u->tls == NULL) {
+			int err = 0;
+			socklen_t len = sizeof(err);
 
-		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
-		if (err == EINPROGRESS)
-			return;
-		if (err != 0) {
-			up_connect_failed(hc, false, err);
-			return;
+			if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+				err = errno;
+			if (err == EINPROGRESS)
+				return;
+			if (err != 0) {
+				up_connect_failed(hc, false, err);
+				return;
+			}
+			u->connected_at = ev_now(w->loop);
+			len = sizeof(u->local.ss);
+			getsockname(u->fd, (struct sockaddr *)&u->local.ss, &len);
+			u->local.len = len;
+			if (u->tls_ctx != NULL) {
+				u->tls = sk_tls_conn_new(u->tls_ctx, u->fd, false, NULL);
+				if (u->tls == NULL) {
+					up_connect_failed(hc, false, ENOMEM);
+					return;
+				}
+			}
 		}
+		if (u->tls != NULL && !up_tls_handshake(u))
+			return;
 		ev_timer_stop(w->loop, &u->timer);
 		u->connected = true;
-		u->connected_at = ev_now(w->loop);
-		len = sizeof(u->local.ss);
-		getsockname(u->fd, (struct sockaddr *)&u->local.ss, &len);
-		u->local.len = len;
 		hc->up_local = u->local;
 		ev_io_start(w->loop, &u->rio);
 	}
+	u->tls_wr_wants_read = false;
 	while (pending(&u->out) > 0) {
-		ssize_t n = send(u->fd, u->out.p + u->out.off, pending(&u->out), MSG_NOSIGNAL);
+		ssize_t n;
+		int e;
 
+		if (u->tls != NULL) {
+			n = sk_tls_write(u->tls, u->out.p + u->out.off, pending(&u->out));
+			e = n < 0 ? (int)-n : 0;
+			if (n == -EAGAIN && sk_tls_want(u->tls) == SK_TLS_WANT_READ) {
+				/* renegotiation-like traffic first: go on when readable (the read
+				 * watcher runs while a stream uses the connection) */
+				u->tls_wr_wants_read = true;
+				ev_io_start(w->loop, &u->rio);
+				ev_io_stop(w->loop, &u->wio);
+				return;
+			}
+		} else {
+			n = send(u->fd, u->out.p + u->out.off, pending(&u->out), MSG_NOSIGNAL);
+			e = n < 0 ? errno : 0;
+		}
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (e == EAGAIN || e == EINTR)
 				break;
 			/* the response may still come (an early reply); reading tells */
 			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream write: %s", (unsigned long long)hc->c->id,
-				     strerror(errno));
+				     strerror(e));
 			u->out.off = u->out.len = 0;
 			hc->replayable = hc->replayable && !hc->resp_started;
 			ev_io_stop(w->loop, &u->wio);
@@ -1649,9 +1739,13 @@ static void up_write(struct upconn *u)
 	if (pending(&u->out) > 0) {
 		ev_io_start(w->loop, &u->wio);
 	} else {
-		ev_io_stop(w->loop, &u->wio);
-		if (u->shut_wr)
+		if (!u->tls_rd_wants_write)
+			ev_io_stop(w->loop, &u->wio);
+		if (u->shut_wr) {
+			if (u->tls != NULL)
+				(void)sk_tls_shutdown(u->tls);
 			shutdown(u->fd, SHUT_WR);
+		}
 	}
 }
 
@@ -1665,7 +1759,19 @@ static void on_up_write(struct ev_loop *loop, ev_io *io, int revents)
 	(void)revents;
 	hc->in_callback = true;
 	was_over = pending(&u->out) > hc->limit;
-	up_write(u);
+	if (u->tls_rd_wants_write && u->connected) {
+		/* a TLS read waited for the socket to become writable */
+		u->tls_rd_wants_write = false;
+		up_write(u);
+		if (hc->u == u && !hc->must_close)
+			up_read(u);
+		if (hc->u != u) {
+			finish_callback(hc);
+			return;
+		}
+	} else {
+		up_write(u);
+	}
 	if (!hc->must_close && hc->u == u && was_over && pending(&u->out) <= hc->limit)
 		process(hc); /* room again: the request body may continue */
 	finish_callback(hc);
@@ -1907,30 +2013,72 @@ static void up_eof(struct sk_http_conn *hc, int err)
 		"reason: connection termination");
 }
 
-static void on_up_read(struct ev_loop *loop, ev_io *io, int revents)
+/* Bytes TLS already decrypted raise no readiness on the socket: come back for them. */
+static void up_tls_kick(struct upconn *u)
 {
-	struct upconn *u = io->data;
+	if (u->tls != NULL && u->connected && ev_is_active(&u->rio) && sk_tls_pending(u->tls) > 0)
+		ev_feed_event(u->w->loop, &u->rio, EV_READ);
+}
+
+/* One read from the upstream into u->in, then the response parser. */
+static void up_read(struct upconn *u)
+{
 	struct sk_http_conn *hc = u->hc;
 	ssize_t n;
+	int e;
 
-	(void)loop;
-	(void)revents;
-	hc->in_callback = true;
 	if (reserve(&u->in, READ_CHUNK) < 0) {
 		upstream_failure(hc, 503, "UF", "out of memory");
-		finish_callback(hc);
 		return;
 	}
-	n = read(u->fd, u->in.p + u->in.len, u->in.cap - u->in.len);
+	if (u->tls != NULL) {
+		u->tls_rd_wants_write = false;
+		n = sk_tls_read(u->tls, u->in.p + u->in.len, u->in.cap - u->in.len);
+		e = n < 0 ? (int)-n : 0;
+		if (n == -EAGAIN && sk_tls_want(u->tls) == SK_TLS_WANT_WRITE) {
+			u->tls_rd_wants_write = true; /* on_up_write reads again */
+			ev_io_start(u->w->loop, &u->wio);
+			return;
+		}
+		if (n == -EPROTO)
+			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream TLS: %s", (unsigned long long)hc->c->id,
+				     sk_tls_failure_reason(u->tls));
+	} else {
+		n = read(u->fd, u->in.p + u->in.len, u->in.cap - u->in.len);
+		e = n < 0 ? errno : 0;
+	}
 	if (n > 0) {
 		u->in.len += (size_t)n;
 		sk_stat_add(hc->w->shard, u->cluster->st.upstream_cx_rx_bytes_total, (uint64_t)n);
 		hc->replayable = false;
 		arm_idle(hc);
 		up_process(hc);
-	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-		up_eof(hc, n == 0 ? 0 : errno);
+		if (hc->u == u)
+			up_tls_kick(u);
+	} else if (n == 0 || (e != EAGAIN && e != EINTR)) {
+		up_eof(hc, n == 0 ? 0 : e);
 	}
+}
+
+static void on_up_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct upconn *u = io->data;
+	struct sk_http_conn *hc = u->hc;
+
+	(void)loop;
+	(void)revents;
+	hc->in_callback = true;
+	if (!u->connected || u->tls_wr_wants_read) {
+		/* the TLS handshake, or a TLS write, waited for the socket to become readable */
+		bool connecting = !u->connected;
+
+		up_write(u);
+		if (connecting || hc->u != u) {
+			finish_callback(hc);
+			return;
+		}
+	}
+	up_read(u);
 	finish_callback(hc);
 }
 
@@ -2084,14 +2232,21 @@ static void forward(struct sk_http_conn *hc)
 	struct sk_host_set *hs = NULL;
 	struct sk_addr addr;
 	struct upconn *u;
-	bool want_h2;
+	struct sk_tls_ctx *tls_ctx = NULL;
+	bool want_h2, needs_tls;
 
 	if (atomic_load(&cl->active_rq) >= cl->config->cb[0].max_requests) {
 		rq_overflow(hc, cl);
 		return;
 	}
+	want_h2 = cl->config->http_protocol == SK_UPSTREAM_HTTP2 ||
+		  (cl->config->http_protocol == SK_UPSTREAM_DOWNSTREAM && hc->h2 != NULL);
 	if (cl->config->type == SK_CLUSTER_ORIGINAL_DST) {
+		/* the destination the client asked for, over the cluster's transport_socket */
 		addr = c->local;
+		needs_tls = cl->config->tls_default_ctx != NULL;
+		if (needs_tls)
+			tls_ctx = sk_cluster_tls_ctx_acquire(cl, false);
 	} else {
 		uint64_t h = hc->has_hash ? hc->hash : rnd();
 
@@ -2118,16 +2273,25 @@ static void forward(struct sk_http_conn *hc)
 			local_reply(hc, 503, "UH", "no healthy upstream", NULL);
 			return;
 		}
-		if (host->tls) {
-			sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': host %s needs a TLS transport socket, "
-				    "which this build does not provide yet", (unsigned long long)c->id,
-				    cl->config->name, host->key);
-			sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
-			local_reply(hc, 503, "UF", "upstream connect error or disconnect/reset before headers. "
-				    "reset reason: connection failure", NULL);
-			return;
-		}
+		needs_tls = host->tls;
+		if (needs_tls)
+			tls_ctx = sk_cluster_tls_ctx_acquire(cl, host->tls_istio);
 		addr = host->addr;
+	}
+	if (needs_tls && (tls_ctx == NULL || want_h2)) {
+		/* never send in clear what the config says must be TLS */
+		char up[SK_ADDR_TEXT_MAX];
+
+		sk_addr_format(&addr, up, sizeof(up));
+		sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': %s needs a TLS transport socket %s",
+			    (unsigned long long)c->id, cl->config->name, up,
+			    tls_ctx == NULL ? "whose certificates wait for SDS (not served yet)"
+					    : "for HTTP/2, which this build does not provide yet");
+		sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
+		local_reply(hc, 503, "UF", "upstream connect error or disconnect/reset before headers. "
+			    "reset reason: connection failure", NULL);
+		sk_tls_ctx_unref(tls_ctx);
+		return;
 	}
 	hc->up_addr = addr;
 	hc->try_sent = false;
@@ -2147,13 +2311,12 @@ static void forward(struct sk_http_conn *hc)
 		/* a stale pooled connection's request sent again (not a policy retry) */
 		sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
 	}
-	want_h2 = cl->config->http_protocol == SK_UPSTREAM_HTTP2 ||
-		  (cl->config->http_protocol == SK_UPSTREAM_DOWNSTREAM && hc->h2 != NULL);
-	u = want_h2 ? NULL : pool_get(cl, &addr);
+	u = want_h2 ? NULL : pool_get(cl, &addr, tls_ctx);
 	if (u == NULL && !want_h2 && atomic_load(&cl->active_cx) >= cl->config->cb[0].max_connections &&
 	    cl->slots[w->index].n_cx > 0) {
 		/* every connection the cluster may open is open: wait for one, if the line is
 		 * not full (max_pending_requests) */
+		sk_tls_ctx_unref(tls_ctx);
 		if (atomic_load(&cl->pending_rq) >= cl->config->cb[0].max_pending_requests) {
 			rq_overflow(hc, cl);
 			return;
@@ -2164,12 +2327,16 @@ static void forward(struct sk_http_conn *hc)
 		return;
 	}
 	if (u != NULL) {
+		sk_tls_ctx_unref(tls_ctx);
 		u->hc = hc;
 		hc->u = u;
 		hc->up_local = u->local;
 		ev_io_start(w->loop, &u->rio);
-	} else if ((u = want_h2 ? h2_open(hc, cl, host, hs, &addr) : up_open(hc, cl, host, hs, &addr)) == NULL) {
-		return;
+	} else {
+		u = want_h2 ? h2_open(hc, cl, host, hs, &addr) : up_open(hc, cl, host, hs, &addr, tls_ctx);
+		sk_tls_ctx_unref(tls_ctx); /* up_open took its own */
+		if (u == NULL)
+			return;
 	}
 	sk_stat_add(w->shard, cl->st.upstream_rq_active, 1);
 	atomic_fetch_add(&cl->active_rq, 1);
@@ -3424,6 +3591,8 @@ void sk_http_stream_resume(struct sk_http_conn *hc)
 		if (u->h2 == NULL) /* an HTTP/2 stream has no socket: its window reopens instead */
 			ev_io_start(hc->w->loop, &u->rio);
 		up_process(hc);
+		if (hc->u == u && u->h2 == NULL)
+			up_tls_kick(u);
 		if (hc->u == u && u->h2)
 			sk_h2_up_consumed(u);
 	}

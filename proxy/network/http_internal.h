@@ -132,6 +132,12 @@ struct upconn {
 	struct sk_http_conn *hc;        /* the stream using it; NULL while pooled */
 	bool connected, counted, reused;
 	bool shut_wr;                   /* a tunnel's downstream ended: FIN once out is sent */
+	/* TLS (the host's transport socket): tls_ctx referenced from up_open; tls from the TCP
+	 * connect on (connected only once its handshake is done), kept while pooled */
+	struct sk_tls_ctx *tls_ctx;
+	struct sk_tls_conn *tls;
+	bool tls_rd_wants_write;        /* a read returned WANT_WRITE: retried when writable */
+	bool tls_wr_wants_read;         /* a write returned WANT_READ: retried when readable */
 	double connected_at;
 	struct upconn *prev, *next;     /* the worker's idle list */
 	/* HTTP/2 upstream (http2_up.c): this upconn is one stream of h2, fd is -1. The request,
