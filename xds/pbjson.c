@@ -1512,3 +1512,43 @@ ProtobufCMessage *sk_pbjson_merge(const ProtobufCMessage *base, const ProtobufCM
 	}
 	return out;
 }
+
+json_t *sk_pbjson_any_json(const ProtobufCMessage *msg)
+{
+	struct sk_pbjson_encode_opts eo = {.redact = true};
+	json_t *body = sk_pbjson_encode(msg, &eo), *out = json_object();
+	char url[256];
+
+	snprintf(url, sizeof(url), "type.googleapis.com/%s", msg->descriptor->name);
+	json_object_set_new(out, "@type", json_string(url));
+	json_object_update(out, body);
+	json_decref(body);
+	return out;
+}
+
+json_t *sk_pbjson_any_json_bytes(const ProtobufCMessageDescriptor *d, const uint8_t *bytes, size_t len)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, bytes);
+	json_t *out;
+	char url[256];
+
+	if (m == NULL) {
+		snprintf(url, sizeof(url), "type.googleapis.com/%s", d->name);
+		out = json_object();
+		json_object_set_new(out, "@type", json_string(url));
+		return out;
+	}
+	out = sk_pbjson_any_json(m);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return out;
+}
+
+json_t *sk_pbjson_timestamp(time_t t)
+{
+	struct tm tm;
+	char buf[64];
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <time.h>
+
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -39,6 +41,14 @@ ProtobufCMessage *sk_pbjson_decode(const ProtobufCMessageDescriptor *desc, json_
 /* Encodes a message as proto3 JSON with the original (snake_case) field names, as Envoy's
  * admin endpoints do. Returns NULL only when out of memory. `opts` may be NULL. */
 json_t *sk_pbjson_encode(const ProtobufCMessage *msg, struct sk_pbjson_encode_opts *opts);
+
+/* The JSON of an Any holding msg, as config dumps show resources: {"@type":
+ * "type.googleapis.com/<full name>", ...its fields}, secrets redacted. */
+json_t *sk_pbjson_any_json(const ProtobufCMessage *msg);
+/* The same for a message of type d kept serialized; {"@type"} alone when it does not decode. */
+json_t *sk_pbjson_any_json_bytes(const ProtobufCMessageDescriptor *d, const uint8_t *bytes, size_t len);
+/* A time as a proto3 JSON Timestamp ("2026-11-26T20:15:51Z"), for last_updated fields. */
+json_t *sk_pbjson_timestamp(time_t t);
 
 /* Packs `msg` into a new google.protobuf.Any-compatible pair: the type URL
  * ("type.googleapis.com/<full name>") and serialized bytes. Both malloc'd, owned by the caller. */

@@ -20,20 +20,6 @@
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources static_resources;
 
-/* {"@type": URL-of-msg, ...fields}: the JSON of an Any holding msg. */
-static json_t *any_json(const ProtobufCMessage *msg)
-{
-	struct sk_pbjson_encode_opts eo = {.redact = true};
-	json_t *body = sk_pbjson_encode(msg, &eo), *out = json_object();
-	char url[256];
-
-	snprintf(url, sizeof(url), "type.googleapis.com/%s", msg->descriptor->name);
-	json_object_set_new(out, "@type", json_string(url));
-	json_object_update(out, body);
-	json_decref(body);
-	return out;
-}
-
 static json_t *typed(const char *type)
 {
 	json_t *o = json_object();
@@ -44,22 +30,12 @@ static json_t *typed(const char *type)
 	return o;
 }
 
-static json_t *timestamp(time_t t)
-{
-	struct tm tm;
-	char buf[64];
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
 static json_t *static_entry(const char *key, const ProtobufCMessage *msg, time_t at)
 {
 	json_t *e = json_object();
 
-	json_object_set_new(e, key, any_json(msg));
-	json_object_set_new(e, "last_updated", timestamp(at));
+	json_object_set_new(e, key, sk_pbjson_any_json(msg));
+	json_object_set_new(e, "last_updated", sk_pbjson_timestamp(at));
 	return e;
 }
 
@@ -122,7 +98,7 @@ static json_t *build_dump(const struct sk_server *s, bool include_eds)
 
 		json_object_set_new(o, "bootstrap", sk_pbjson_encode(&b->base, &eo));
 	}
-	json_object_set_new(o, "last_updated", timestamp(at));
+	json_object_set_new(o, "last_updated", sk_pbjson_timestamp(at));
 	json_array_append_new(configs, o);
 
 	o = typed("ClustersConfigDump");
@@ -171,8 +147,8 @@ static json_t *build_dump(const struct sk_server *s, bool include_eds)
 		json_t *e = json_object();
 
 		json_object_set_new(e, "name", json_string(sr->secrets[i]->name));
-		json_object_set_new(e, "last_updated", timestamp(at));
-		json_object_set_new(e, "secret", any_json(&sr->secrets[i]->base));
+		json_object_set_new(e, "last_updated", sk_pbjson_timestamp(at));
+		json_object_set_new(e, "secret", sk_pbjson_any_json(&sr->secrets[i]->base));
 		json_array_append_new(arr, e);
 	}
 	json_object_set_new(o, "static_secrets", arr);

@@ -87,10 +87,10 @@ struct install {
 	int fds[];                           /* per snapshot listener: this worker's socket or -1 */
 };
 
-static bool listed(struct sk_listener *const *v, size_t n, size_t step, const struct sk_listener *l)
+static bool listed(struct sk_listener *const *v, size_t n, const struct sk_listener *l)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i * step] == l)
+		if (v[i] == l)
 			return true;
 	return false;
 }
@@ -116,7 +116,7 @@ static void install_task(struct sk_worker *w, void *arg)
 				moved = true;
 				break;
 			}
-		if (!moved && listed(in->gone, in->n_gone, 1, wl->l)) {
+		if (!moved && listed(in->gone, in->n_gone, wl->l)) {
 			ev_io_stop(w->loop, &wl->io);
 			if (wl->owns_fd)
 				close(wl->fd);

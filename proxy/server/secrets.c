@@ -684,33 +684,7 @@ void sk_secrets_unwatch(struct sk_secrets *sec, sk_secrets_watch_cb cb, void *ct
 
 /* ---- /config_dump ------------------------------------------------------------------------ */
 
-static json_t *timestamp(time_t t)
-{
-	struct tm tm;
-	char buf[64];
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
-/* {"@type": Secret, ...} with private keys redacted. */
-static json_t *secret_json(const struct sk_secret_version *v)
-{
-	const ProtobufCMessageDescriptor *d = &envoy__extensions__transport_sockets__tls__v3__secret__descriptor;
-	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, v->len, v->bytes);
-	struct sk_pbjson_encode_opts eo = {.redact = true};
-	json_t *out = json_object(), *body;
-
-	json_object_set_new(out, "@type", json_string(SK_TYPE_URL_SECRET));
-	if (m == NULL)
-		return out;
-	body = sk_pbjson_encode(m, &eo);
-	json_object_update(out, body);
-	json_decref(body);
-	protobuf_c_message_free_unpacked(m, NULL);
-	return out;
-}
+#define secret_pb_descriptor envoy__extensions__transport_sockets__tls__v3__secret__descriptor
 
 void sk_secrets_config_dump(const struct sk_secrets *sec, json_t *dump)
 {
@@ -726,8 +700,9 @@ void sk_secrets_config_dump(const struct sk_secrets *sec, json_t *dump)
 		json_object_set_new(o, "name", json_string(e->name));
 		if (e->cur) {
 			json_object_set_new(o, "version_info", json_string(e->cur->version_info));
-			json_object_set_new(o, "last_updated", timestamp(e->cur->last_updated));
-			json_object_set_new(o, "secret", secret_json(e->cur));
+			json_object_set_new(o, "last_updated", sk_pbjson_timestamp(e->cur->last_updated));
+			json_object_set_new(o, "secret", sk_pbjson_any_json_bytes(&secret_pb_descriptor, e->cur->bytes,
+										      e->cur->len));
 		}
 		json_array_append_new(e->cur ? active : warming, o);
 	}

@@ -1634,42 +1634,13 @@ void sk_xds_config_free(struct sk_xds_config *x)
 /* ---------------------------------------------------------------------------------- */
 /* /config_dump                                                                        */
 
-static json_t *timestamp(time_t t)
-{
-	struct tm tm;
-	char buf[64];
-
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
-/* {"@type": ..., fields} of the resource's bytes. */
-static json_t *resource_json(const struct res *r, const ProtobufCMessageDescriptor *d)
-{
-	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, r->len, r->bytes);
-	struct sk_pbjson_encode_opts eo = {.redact = true};
-	json_t *out = json_object(), *body;
-	char url[256];
-
-	snprintf(url, sizeof(url), "type.googleapis.com/%s", d->name);
-	json_object_set_new(out, "@type", json_string(url));
-	if (m == NULL)
-		return out;
-	body = sk_pbjson_encode(m, &eo);
-	json_object_update(out, body);
-	json_decref(body);
-	protobuf_c_message_free_unpacked(m, NULL);
-	return out;
-}
-
 static json_t *entry_json(const struct res *r, const char *key, const ProtobufCMessageDescriptor *d)
 {
 	json_t *e = json_object();
 
 	json_object_set_new(e, "version_info", json_string(r->version));
-	json_object_set_new(e, key, resource_json(r, d));
-	json_object_set_new(e, "last_updated", timestamp(r->updated));
+	json_object_set_new(e, key, sk_pbjson_any_json_bytes(d, r->bytes, r->len));
+	json_object_set_new(e, "last_updated", sk_pbjson_timestamp(r->updated));
 	return e;
 }
 
