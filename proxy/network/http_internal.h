@@ -136,6 +136,10 @@ struct upconn {
 	 * connect on (connected only once its handshake is done), kept while pooled */
 	struct sk_tls_ctx *tls_ctx;
 	struct sk_tls_conn *tls;
+	/* the protocols the TLS client offers instead of its context's alpn_protocols, comma
+	 * joined ("istio-h2,istio": istio.alpn's override for the upstream HTTP version); "":
+	 * the context's. Connections are pooled (HTTP/1.1 and HTTP/2) per context and alpn. */
+	char alpn[64];
 	bool tls_rd_wants_write;        /* a read returned WANT_WRITE: retried when writable */
 	bool tls_wr_wants_read;         /* a write returned WANT_READ: retried when readable */
 	double connected_at;
