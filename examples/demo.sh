@@ -4,7 +4,11 @@
 #     traffic 90/10 between two versions of a service (a canary);
 #  2. the mesh way: skiff takes its clusters, endpoints, listener and route from a control
 #     plane over Delta ADS (the test xDS server serves the Istio-shaped files in examples/xds/),
-#     and the canary moves 90/10 -> 50/50 -> 0/100 under live keep-alive traffic.
+#     and the canary moves 90/10 -> 50/50 -> 0/100 under live keep-alive traffic. Every hop
+#     is mutual TLS, as in a mesh: the client sidecar -> a server sidecar (one skiff per
+#     version, examples/bootstrap/inbound.json) -> the app, with SPIFFE certificates from a
+#     test CA delivered over SDS (the test xDS server plays pilot-agent); the demo prints the
+#     identity each side saw.
 # Usage: examples/demo.sh [path/to/skiff]   (./run demo builds and calls it; the xDS server is
 # expected next to it: <build>/xds/server/skiff-xds-server)
 set -euo pipefail
@@ -31,7 +35,7 @@ if [ ! -x "$xds_server" ]; then
 	exit 1
 fi
 
-for p in $admin $port 18081 18082; do
+for p in $admin $port 18081 18082 18091 18092 15101 15102; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "port $p is busy (another skiff or envoy?): stop it and run the demo again" >&2
 		exit 1
@@ -41,15 +45,20 @@ done
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-# Two versions of "reviews": each answers with its name.
+# Two versions of "reviews": each answers with its name (and notes the caller's certificate
+# as its server sidecar forwarded it, x-forwarded-client-cert, once).
 for v in 1 2; do
-	"$py" - "$((18080 + v))" "v$v" <<'PY' >"$work/reviews-v$v.log" 2>&1 &
-import http.server, sys
-port, name = int(sys.argv[1]), sys.argv[2].encode()
+	"$py" - "$((18080 + v))" "v$v" "$work/reviews-v$v.xfcc" <<'PY' >"$work/reviews-v$v.log" 2>&1 &
+import http.server, os, sys
+port, name, xfcc_file = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go in two writes
     def do_GET(self):
+        xfcc = self.headers.get("x-forwarded-client-cert")
+        if xfcc and not os.path.exists(xfcc_file):
+            with open(xfcc_file, "w") as f:
+                f.write(xfcc + "\n")
         self.send_response(200)
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(name) + 1))
@@ -170,6 +179,54 @@ wait_ack() {
 	return 1
 }
 
+say "mutual TLS: a test CA issues SPIFFE identities; a pilot-agent stand-in serves them over SDS"
+pki=$work/pki
+ca=$here/../tests/tls/ca.sh
+run bash "$ca" "$pki" ca
+run bash "$ca" "$pki" workload productpage default productpage --days 1
+run bash "$ca" "$pki" workload reviews default reviews --days 1
+openssl x509 -in "$pki/productpage.crt" -noout -ext subjectAltName | sed 's/^/   productpage: /'
+openssl x509 -in "$pki/reviews.crt" -noout -ext subjectAltName | sed 's/^/   reviews:     /'
+# secrets FILE NAME: what pilot-agent's SDS server sends: `default` (chain + key), `ROOTCA`
+secrets() {
+	"$py" - "$1" "$pki/$2-chain.crt" "$pki/$2.key" "$pki/root.crt" <<'PY'
+import base64, json, sys
+out, chain, key, ca = sys.argv[1:]
+b64 = lambda p: base64.b64encode(open(p, "rb").read()).decode()
+t = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+json.dump([{"@type": t, "name": "default", "tls_certificate": {"certificate_chain": {"inline_bytes": b64(chain)},
+                                                               "private_key": {"inline_bytes": b64(key)}}},
+           {"@type": t, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_bytes": b64(ca)}}}],
+          open(out, "w"))
+PY
+}
+for who in productpage reviews; do
+	secrets "$work/secrets-$who.json" "$who"
+	echo "\$ skiff-xds-server --listen unix:$work/sds-$who.sock $work/secrets-$who.json   ($who's SDS: default + ROOTCA)"
+	"$xds_server" --listen "unix:$work/sds-$who.sock" --log "$work/sds-$who.log" "$work/secrets-$who.json" \
+		>"$work/sds-$who.err" 2>&1 &
+	pids+=($!)
+done
+
+say "a server sidecar per reviews version: virtualInbound terminates mTLS (client certificate required)"
+for v in 1 2; do
+	sed -e "s/VERSION/v$v/g" -e "s/15100/$((15100 + v))/" -e "s/18091/$((18090 + v))/" -e "s/18081/$((18080 + v))/" \
+		-e "s#/tmp/skiff-sds-reviews.sock#$work/sds-reviews.sock#" "$here/bootstrap/inbound.json" >"$work/inbound-v$v.json"
+	echo "\$ skiff -c inbound-v$v.json   (127.0.0.1:$((18090 + v)) -> reviews v$v on 127.0.0.1:$((18080 + v)))"
+	"$skiff" -c "$work/inbound-v$v.json" --concurrency 1 -l warning >"$work/inbound-v$v.log" 2>&1 &
+	pids+=($!)
+done
+for v in 1 2; do
+	for _ in $(seq 1 100); do
+		[ "$(curl -s "http://127.0.0.1:$((15100 + v))/stats?filter=listener.*server_ssl_socket_factory.ssl_context_update_by_sds" |
+			awk '{print $2}')" = 1 ] && break
+		sleep 0.05
+	done
+done
+for v in 1 2; do
+	curl -s "http://127.0.0.1:$((15100 + v))/stats?filter=^(sds\.|listener.*ssl_context_update_by_sds)" | sed "s/^/   v$v sidecar: /"
+done
+
 say "the mesh way: a control plane serves Istio-shaped clusters, endpoints, listener and route"
 set_weights 90 10
 printf '$ ls %s\n' "$here/xds"
@@ -193,8 +250,9 @@ fi
 sed 's/^/   /' "$xlog"
 
 say "skiff with an ADS bootstrap: Delta xDS (api_type DELTA_GRPC, Istio's default since 1.22)"
-sed "s#/tmp/skiff-xds.sock#$sock#" "$here/bootstrap/ads.json" >"$ads_boot"
-echo "   $here/bootstrap/ads.json, its xds-grpc cluster pointed at $sock:"
+sed -e "s#/tmp/skiff-xds.sock#$sock#" -e "s#/tmp/skiff-sds.sock#$work/sds-productpage.sock#" \
+	"$here/bootstrap/ads.json" >"$ads_boot"
+echo "   $here/bootstrap/ads.json, its xds-grpc cluster pointed at $sock, sds-grpc at productpage's SDS:"
 "$py" - "$ads_boot" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))
@@ -337,6 +395,17 @@ for e in d["errors"]:
     print("   failure:", e)
 sys.exit(1 if failed or total == 0 else 0)
 PY
+
+say "who saw whom: every hop was mutual TLS with SPIFFE identities"
+echo "   the client sidecar (productpage) verified the server's identity (its access log, last lines):"
+grep -F '[productpage sidecar]' "$work/skiff-ads.log" | tail -n 2 | sed 's/^/   /'
+for v in 1 2; do
+	echo "   the reviews v$v sidecar verified the client's certificate (its access log):"
+	grep -F "[reviews-v$v sidecar]" "$work/inbound-v$v.log" | tail -n 1 | sed 's/^/   /'
+	echo "   reviews v$v (the app) received, from its sidecar:"
+	sed 's/^/   x-forwarded-client-cert: /' "$work/reviews-v$v.xfcc" 2>/dev/null || echo "   (nothing)"
+done
+run curl -s "http://127.0.0.1:$admin/stats?filter=^cluster\.outbound.*\.ssl\.(handshake|connection_error|fail_verify_san)$"
 
 say "skiff's own count of the route updates (RDS) and the split per cluster"
 run curl -s "http://127.0.0.1:$admin/stats?filter=^http\\..*rds\\..*update_(success|rejected)$"
