@@ -591,7 +591,9 @@ static void h2_read(struct sk_h2_conn *h)
 	ssize_t n, rv;
 
 	if (!reading(h)) {
-		/* only a TLS write waiting for readability armed the watcher */
+		/* only a TLS write waiting for readability armed a watcher (or a TLS read that
+		 * waited for writability, no longer wanted: it is tried again when it is) */
+		h->tls_rd_wants_write = false;
 		h2_flush(h);
 		return;
 	}

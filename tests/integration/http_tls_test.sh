@@ -13,7 +13,11 @@
 #     certificate and ALPN h2): GET and a 1 MiB POST echoed back, sequential and concurrent
 #     requests on one TLS connection; ALPN "h2" offered when the context has no
 #     alpn_protocols, the context's own list when it has one (http/1.1 only: no HTTP/2, 503);
-#     a wrong SAN gives 503 and ssl.fail_verify_san, retried on connect-failure.
+#     a wrong SAN gives 503 and ssl.fail_verify_san, retried on connect-failure;
+#   - HTTP/2 from downstreams over TLS (a chain with a DownstreamTlsContext, ALPN h2 and
+#     http/1.1, client certificate required): curl --http2 gets HTTP/2, bodies both ways
+#     (1 MiB), several requests on one TLS connection. Skipped while listeners refuse TLS on
+#     HCM chains (skiff's config:debug log says so).
 # Loopback only; every wait is bounded (timeouts on every socket and process).
 . "$(dirname "$0")/lib.sh"
 
@@ -41,6 +45,7 @@ if ! {
 		bash "$SKIFF_SRC/tests/tls/ca.sh" "$PKI" ca other &&
 		bash "$SKIFF_SRC/tests/tls/ca.sh" "$PKI" workload server default server &&
 		bash "$SKIFF_SRC/tests/tls/ca.sh" "$PKI" workload client default client &&
+		bash "$SKIFF_SRC/tests/tls/ca.sh" "$PKI" workload ingress default ingress --ip 127.0.0.1 &&
 		bash "$SKIFF_SRC/tests/tls/ca.sh" "$PKI" workload foreign default server --ca other
 } >"$TMP/ca.log" 2>&1; then
 	_t_fail "test CA" "$(tail -n 5 "$TMP/ca.log")"
@@ -190,7 +195,7 @@ route() { # PREFIX CLUSTER [EXTRA]
 	echo "{\"match\":{\"prefix\":\"$1\"},\"route\":{\"cluster\":\"$2\"${3:+,$3}}}"
 }
 
-ports ADMIN LP P_GOOD P_FOREIGN P_H2 || {
+ports ADMIN LP LT P_GOOD P_FOREIGN P_H2 || {
 	summary
 	exit 1
 }
@@ -235,6 +240,19 @@ cat >"$TMP/skiff.json" <<EOF
         $(route /foreign foreign), $(route /h2alpn/ h2alpn), $(route /h2http1/ h2http1),
         $(route /h2badsan-retry/ h2badsanr '"retry_policy":{"retry_on":"connect-failure","num_retries":2}'),
         $(route /h2badsan/ h2badsan), $(route /h2/ h2)]}]},
+      "http_filters": [$ROUTER]}}]}]},
+   {"name": "tlsin", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $LT}},
+    "filter_chains": [{"transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+      "require_client_certificate": true,
+      "common_tls_context": {"alpn_protocols": ["h2", "http/1.1"],
+        "tls_certificates": [{"certificate_chain": {"filename": "$PKI/ingress-chain.crt"},
+                              "private_key": {"filename": "$PKI/ingress.key"}}],
+        "validation_context": {"trusted_ca": {"filename": "$PKI/root.crt"}}}}},
+     "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+      "@type": "$HCM_TYPE", "stat_prefix": "tlsin",
+      "route_config": {"name": "rt", "virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
+        $(route /good good), $(route /h2/ h2)]}]},
       "http_filters": [$ROUTER]}}]}]}]}}
 EOF
 if ! jq -e . "$TMP/skiff.json" >/dev/null; then
@@ -242,7 +260,9 @@ if ! jq -e . "$TMP/skiff.json" >/dev/null; then
 	summary
 	exit 1
 fi
-start_skiff -c skiff.json --concurrency 1
+# config:debug says whether the listener serves TLS on HCM chains; upstream:debug logs the
+# reasons of failed upstream handshakes
+start_skiff -c skiff.json --concurrency 1 --component-log-level config:debug,upstream:debug
 if ! wait_admin "$ADMIN"; then
 	_t_fail "startup" "admin never answered; log: $(tail -n 20 "$SKIFF_LOG")"
 	summary
@@ -312,10 +332,12 @@ check_stat cluster.h2.upstream_rq_200 5
 check_stat cluster.h2.upstream_cx_connect_fail 0
 
 # ---- concurrent requests from four client connections: streams of the one TLS connection ----
-out=$(curl -s --max-time 20 --parallel --parallel-immediate --parallel-max 4 -w '%{http_code}\n' \
+# (bodies and -w lines of parallel transfers interleave: only status and size are printed)
+out=$(curl -s --max-time 20 --parallel --parallel-immediate --parallel-max 4 -o /dev/null -o /dev/null \
+	-o /dev/null -o /dev/null -w '%{http_code} %{size_download}\n' \
 	"http://127.0.0.1:$LP/h2/index.html" "http://127.0.0.1:$LP/h2/index.html" \
 	"http://127.0.0.1:$LP/h2/index.html" "http://127.0.0.1:$LP/h2/index.html" 2>/dev/null)
-check_eq "HTTP/2+TLS: four concurrent requests answered" "$(grep -c '^hello over h2+tls200$' <<<"$out")" 4
+check_eq "HTTP/2+TLS: four concurrent requests answered ($(tr '\n' ' ' <<<"$out"))" "$(grep -c '^200 17$' <<<"$out")" 4
 check_stat cluster.h2.upstream_cx_total 1
 check_stat cluster.h2.ssl.handshake 1
 check_stat cluster.h2.upstream_rq_200 9
@@ -337,6 +359,8 @@ check_contains "the 503 says connection failure" "$BODY" "connection failure"
 check_stat cluster.h2badsan.ssl.fail_verify_san 1
 check_stat cluster.h2badsan.ssl.handshake 0
 check_stat cluster.h2badsan.upstream_cx_connect_fail 1
+check_contains "the failed handshake is logged with its reason" "$(cat "$SKIFF_LOG")" \
+	"http2 upstream: TLS handshake with 127.0.0.1:$P_H2 (cluster 'h2badsan') failed: "
 req "http://127.0.0.1:$LP/h2badsan-retry/x"
 check_eq "HTTP/2+TLS with retry_on connect-failure: 503 after the retries" "$CODE" 503
 check_stat cluster.h2badsanr.ssl.fail_verify_san 3
@@ -345,6 +369,36 @@ check_stat cluster.h2badsanr.upstream_rq_retry 2
 out=$(hc "$LP" "GET /h2/index.html")
 check_match "the HTTP/2+TLS cluster still serves on its connection ($out)" "$out" '^200 - - hello over h2\+tls$'
 check_stat cluster.h2.upstream_cx_total 1
+
+# ---- HTTP/2 downstream over TLS ----
+# dtls ARGS...: curl over HTTP/2+TLS to the tlsin listener with the client certificate
+dtls() {
+	curl -s --max-time 20 --http2 --cacert "$PKI/root.crt" --cert "$PKI/client-chain.crt" --key "$PKI/client.key" "$@"
+}
+if grep -q "TLS on HTTP chains is not served yet" "$SKIFF_LOG"; then
+	skip "HTTP/2 downstream over TLS" "listeners of this build refuse TLS on HCM chains"
+else
+	out=$(dtls -w '\n%{http_version} %{http_code}' "https://127.0.0.1:$LT/h2/index.html")
+	check_eq "curl --http2 over TLS: HTTP/2 negotiated, the body arrived" "$out" "hello over h2+tls
+2 200"
+	head -c 1048576 /dev/urandom >"$TMP/up.bin"
+	want=$(md5sum <"$TMP/up.bin" | cut -d' ' -f1)
+	got=$(dtls --data-binary "@$TMP/up.bin" "https://127.0.0.1:$LT/good/upload" | md5sum | cut -d' ' -f1)
+	check_eq "HTTP/2+TLS downstream: a 1 MiB upload echoed back whole (HTTPS HTTP/1.1 upstream)" "$got" "$want"
+	got=$(dtls --data-binary "@$TMP/up.bin" "https://127.0.0.1:$LT/h2/upload" | md5sum | cut -d' ' -f1)
+	check_eq "HTTP/2+TLS downstream: a 1 MiB upload echoed back whole (HTTP/2+TLS upstream)" "$got" "$want"
+	hs=$(stat "listener.127.0.0.1_$LT.ssl.handshake")
+	out=$(dtls -w ' %{http_version} %{num_connects}\n' "https://127.0.0.1:$LT/h2/index.html" "https://127.0.0.1:$LT/h2/index.html" \
+		"https://127.0.0.1:$LT/good/third")
+	check_eq "three requests on one HTTP/2+TLS connection" "$out" "hello over h2+tls 2 1
+hello over h2+tls 2 0
+GET /good/third 2 0"
+	check_stat "listener.127.0.0.1_$LT.ssl.handshake" "$((hs + 1))"
+	check_stat http.tlsin.downstream_cx_http2_total 4
+	check_range "http.tlsin.downstream_cx_rx_bytes_total counts the plaintext (2 MiB of uploads)" \
+		"$(stat http.tlsin.downstream_cx_rx_bytes_total)" 2097152 2300000
+	check_stat cluster.h2.upstream_cx_total 1
+fi
 
 # ---- still serving, nothing went out in clear ----
 out=$(hc "$LP" "GET /good/last")
