@@ -23,7 +23,13 @@
  * the header size limits, checked as headers are decoded, which also stop HPACK bombs);
  * consecutive empty DATA/HEADERS frames; PRIORITY and WINDOW_UPDATE floods; outbound and
  * outbound control frame floods (a peer that sends PINGs or SETTINGS and never reads). A
- * flood ends the connection with GOAWAY (ENHANCE_YOUR_CALM) where it can still be written. */
+ * flood ends the connection with GOAWAY (ENHANCE_YOUR_CALM) where it can still be written.
+ *
+ * Over TLS (c->tls: the listener finished the handshake) every byte goes through the TLS
+ * connection, non-blocking both ways: a read may wait for writability and a write for
+ * readability, and records already decrypted raise no readiness, so the read watcher is fed
+ * for them. The byte counters count plaintext. The end sends close_notify (best effort);
+ * the listener frees c->tls. */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +39,7 @@
 
 #include "proxy/log/log.h"
 #include "proxy/network/http_internal.h"
+#include "proxy/network/tls.h"
 #include "proxy/server/workers.h"
 
 #define READ_CHUNK 16384
@@ -52,6 +59,8 @@ struct sk_h2_conn {
 	struct sk_http_conn *streams;   /* open streams */
 	uint32_t limit;
 	bool in_recv, in_flush, again, dead, goaway;
+	bool tls_rd_wants_write;        /* a TLS read returned WANT_WRITE: read again when writable */
+	bool tls_wr_wants_read;         /* a TLS write returned WANT_READ: write again when readable */
 	/* flood accounting (Envoy's rules) */
 	uint32_t empty_frames;          /* consecutive frames without payload */
 	uint64_t priority_frames, window_updates, data_sent, streams_opened;
@@ -442,19 +451,68 @@ void sk_h2_stream_after(struct sk_http_conn *hc)
 /* ---------------------------------------------------------------------------------- */
 /* the connection                                                                      */
 
+/* Whether the peer's bytes are wanted now (not while out is over the limit). */
+static bool reading(struct sk_h2_conn *h)
+{
+	return nghttp2_session_want_read(h->s) && pending(&h->out) < h->limit;
+}
+
 static void update_io(struct sk_h2_conn *h)
 {
 	struct ev_loop *loop = h->w->loop;
-	bool want_read = nghttp2_session_want_read(h->s) && pending(&h->out) < h->limit;
+	bool want_read = reading(h) || h->tls_wr_wants_read;
+	/* a TLS write waiting for readability must not spin on writability */
+	bool want_write = (pending(&h->out) > 0 && !h->tls_wr_wants_read) || h->tls_rd_wants_write;
 
 	if (want_read && !ev_is_active(&h->c->io))
 		ev_io_start(loop, &h->c->io);
 	else if (!want_read && ev_is_active(&h->c->io))
 		ev_io_stop(loop, &h->c->io);
-	if (pending(&h->out) > 0 && !ev_is_active(&h->wio))
+	if (want_write && !ev_is_active(&h->wio))
 		ev_io_start(loop, &h->wio);
-	else if (pending(&h->out) == 0 && ev_is_active(&h->wio))
+	else if (!want_write && ev_is_active(&h->wio))
 		ev_io_stop(loop, &h->wio);
+	/* bytes TLS already decrypted raise no readiness on the socket: come back for them */
+	if (h->c->tls != NULL && reading(h) && ev_is_active(&h->c->io) && sk_tls_pending(h->c->tls) > 0)
+		ev_feed_event(loop, &h->c->io, EV_READ);
+}
+
+/* Writes what out holds, through TLS when the connection has it: the bytes taken, or -errno
+ * (-EAGAIN: wait; a TLS write that must read first sets tls_wr_wants_read). A TLS retry
+ * starts at the same bytes, as out moves only on success. */
+static ssize_t conn_send(struct sk_h2_conn *h)
+{
+	ssize_t n;
+
+	if (h->c->tls != NULL) {
+		n = sk_tls_write(h->c->tls, h->out.p + h->out.off, pending(&h->out));
+		if (n == -EAGAIN && sk_tls_want(h->c->tls) == SK_TLS_WANT_READ)
+			h->tls_wr_wants_read = true;
+		return n;
+	}
+	n = send(h->c->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
+	return n < 0 ? -errno : n;
+}
+
+/* One read, through TLS when the connection has it: > 0 bytes, 0 at the peer's end (FIN or
+ * close_notify), or -errno (-EAGAIN: wait; a TLS read that must write first sets
+ * tls_rd_wants_write). */
+static ssize_t conn_recv(struct sk_h2_conn *h, void *b, size_t len)
+{
+	ssize_t n;
+
+	if (h->c->tls != NULL) {
+		h->tls_rd_wants_write = false;
+		n = sk_tls_read(h->c->tls, b, len);
+		if (n == -EAGAIN && sk_tls_want(h->c->tls) == SK_TLS_WANT_WRITE)
+			h->tls_rd_wants_write = true;
+		else if (n == -EPROTO)
+			sk_log_debug(SK_LOG_HTTP, "[C%llu] http2: TLS: %s", (unsigned long long)h->c->id,
+				     sk_tls_failure_reason(h->c->tls));
+		return n;
+	}
+	n = read(h->c->fd, b, len);
+	return n < 0 ? -errno : n;
 }
 
 /* Frames out of nghttp2 into out, out to the socket, streams whose response buffer drained
@@ -489,11 +547,12 @@ static void h2_flush(struct sk_h2_conn *h)
 			flood(h, h->st->h2_outbound_control_flood, "too many control frames queued");
 			h->dead = true;
 		}
+		h->tls_wr_wants_read = false;
 		while (!h->dead && pending(&h->out) > 0) {
-			ssize_t n = send(h->c->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
+			ssize_t n = conn_send(h);
 
 			if (n < 0) {
-				if (errno != EAGAIN && errno != EINTR)
+				if (n != -EAGAIN && n != -EINTR)
 					h->dead = true;
 				break;
 			}
@@ -524,17 +583,26 @@ static void h2_flush(struct sk_h2_conn *h)
 	update_io(h);
 }
 
-static void on_read(struct ev_loop *loop, ev_io *io, int revents)
+/* One read, then h2_flush (which also retries a TLS write that waited for readability).
+ * May close the connection. */
+static void h2_read(struct sk_h2_conn *h)
 {
-	struct sk_h2_conn *h = io->data;
 	uint8_t b[READ_CHUNK];
 	ssize_t n, rv;
 
-	(void)loop;
-	(void)revents;
-	n = read(h->c->fd, b, sizeof(b));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (!reading(h)) {
+		/* only a TLS write waiting for readability armed a watcher (or a TLS read that
+		 * waited for writability, no longer wanted: it is tried again when it is) */
+		h->tls_rd_wants_write = false;
+		h2_flush(h);
 		return;
+	}
+	n = conn_recv(h, b, sizeof(b));
+	if (n == -EAGAIN || n == -EINTR) {
+		if (h->tls_wr_wants_read || h->tls_rd_wants_write)
+			h2_flush(h);
+		return;
+	}
 	if (n <= 0) {
 		sk_conn_close(h->c); /* open streams are reset (DC) */
 		return;
@@ -553,11 +621,23 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 	h2_flush(h);
 }
 
-static void on_write(struct ev_loop *loop, ev_io *io, int revents)
+static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 {
 	(void)loop;
 	(void)revents;
-	h2_flush(io->data);
+	h2_read(io->data);
+}
+
+static void on_write(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_h2_conn *h = io->data;
+
+	(void)loop;
+	(void)revents;
+	if (h->tls_rd_wants_write)
+		h2_read(h); /* a TLS read waited for writability; it flushes after */
+	else
+		h2_flush(h);
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *t, int revents)
@@ -645,8 +725,9 @@ void sk_h2_conn_start(struct sk_conn *c)
 		ev_timer_set(&h->idle, h->cfg->idle_timeout, 0.);
 		ev_timer_start(w->loop, &h->idle);
 	}
-	if (c->n_inspected > 0) {
-		/* the preface (and maybe more) was read to choose the codec */
+	if (c->tls == NULL && c->n_inspected > 0) {
+		/* the preface (and maybe more) was read to choose the codec (over TLS the
+		 * listener gave what it read to OpenSSL) */
 		ssize_t n;
 
 		sk_stat_add(w->shard, h->st->downstream_cx_rx_bytes_total, c->n_inspected);
@@ -672,6 +753,10 @@ void sk_h2_conn_free(struct sk_h2_conn *h)
 	}
 	ev_io_stop(w->loop, &h->wio);
 	ev_timer_stop(w->loop, &h->idle);
+	/* close_notify, best effort (a full socket is not waited for; after a TLS error it is
+	 * not sent); sk_conn_close frees c->tls */
+	if (h->c->tls != NULL)
+		(void)sk_tls_shutdown(h->c->tls);
 	nghttp2_session_del(h->s);
 	sk_stat_sub(w->shard, h->st->downstream_cx_active, 1);
 	sk_stat_sub(w->shard, h->st->downstream_cx_http2_active, 1);

@@ -1,8 +1,12 @@
 /* http2_up: HTTP/2 to upstream hosts (clusters whose HttpProtocolOptions say HTTP/2, or
- * follow an HTTP/2 downstream), on nghttp2 client sessions.
+ * follow an HTTP/2 downstream), on nghttp2 client sessions, in clear or over TLS (the host's
+ * transport socket).
  *
- * A per-worker pool holds connections by (cluster, host address); each carries up to the
- * peer's SETTINGS_MAX_CONCURRENT_STREAMS streams and a new one opens when all are full.
+ * A per-worker pool holds connections by (cluster, host address, TLS context, ALPN offered);
+ * each carries up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS streams and a new one opens
+ * when all are full. A TLS connection is "connected" once its handshake is done (within the
+ * cluster's connect_timeout, as Envoy's); a failed handshake is a connect failure of every
+ * stream waiting on it, so connect-failure retries apply.
  * A stream is an upconn of http_conn.c without a socket: the router writes its request as
  * HTTP/1.1 text into u->out and reads the response as HTTP/1.1 from u->in, so retries,
  * timeouts, header rules and stats are the HTTP/1.1 code, unchanged. This file translates:
@@ -29,6 +33,8 @@
 
 #include "proxy/log/log.h"
 #include "proxy/network/http_internal.h"
+#include "proxy/network/tls.h"
+#include "proxy/network/tls_stats.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
 
@@ -42,8 +48,14 @@ struct sk_h2_up {
 	struct sk_host *host;
 	struct sk_addr addr, local;
 	int fd;
-	ev_io rio, wio;
+	ev_io rio, wio;                 /* while connecting, wio alone watches (on_connect) */
 	ev_timer timer;                 /* connect timeout, then idle */
+	/* TLS: tls_ctx referenced (NULL: clear); tls from the TCP connect on */
+	struct sk_tls_ctx *tls_ctx;
+	struct sk_tls_conn *tls;
+	char alpn[64];                  /* the streams' u->alpn, copied: a pool key */
+	bool tls_rd_wants_write;        /* a TLS read returned WANT_WRITE: read again when writable */
+	bool tls_wr_wants_read;         /* a TLS write returned WANT_READ: write again when readable */
 	nghttp2_session *s;
 	struct buf out;
 	struct upconn *streams;
@@ -317,7 +329,10 @@ static int submit_head(struct upconn *u, const struct sk_h1_head *hd)
 
 #define NV(n, nl, v, vl) nv[k++] = (nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), (nl), (vl), NGHTTP2_NV_FLAG_NONE }
 	NV(":method", 7, hd->method.p, hd->method.len);
-	NV(":scheme", 7, "http", 4);
+	if (u->h2->tls != NULL)
+		NV(":scheme", 7, "https", 5);
+	else
+		NV(":scheme", 7, "http", 4);
 	NV(":authority", 10, hd->host.p ? hd->host.p : "", hd->host.len);
 	NV(":path", 5, hd->path.p, hd->path.len);
 	for (size_t i = 0; i < hd->n_fields && k < sizeof(nv) / sizeof(nv[0]) - 1; i++) {
@@ -403,8 +418,44 @@ static void fail_streams(struct sk_h2_up *h, bool connecting, bool timeout, int 
 	}
 }
 
+/* Writes what out holds, through TLS when the connection has it: the bytes taken, or -errno
+ * (-EAGAIN: wait; a TLS write that must read first sets tls_wr_wants_read). A TLS retry
+ * starts at the same bytes, as out moves only on success. */
+static ssize_t conn_send(struct sk_h2_up *h)
+{
+	ssize_t n;
+
+	if (h->tls != NULL) {
+		n = sk_tls_write(h->tls, h->out.p + h->out.off, pending(&h->out));
+		if (n == -EAGAIN && sk_tls_want(h->tls) == SK_TLS_WANT_READ)
+			h->tls_wr_wants_read = true;
+		return n;
+	}
+	n = send(h->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
+	return n < 0 ? -errno : n;
+}
+
+/* One read, through TLS when the connection has it: > 0 bytes, 0 at the peer's end, or -errno
+ * (-EAGAIN: wait; a TLS read that must write first sets tls_rd_wants_write). */
+static ssize_t conn_recv(struct sk_h2_up *h, void *b, size_t len)
+{
+	ssize_t n;
+
+	if (h->tls != NULL) {
+		h->tls_rd_wants_write = false;
+		n = sk_tls_read(h->tls, b, len);
+		if (n == -EAGAIN && sk_tls_want(h->tls) == SK_TLS_WANT_WRITE)
+			h->tls_rd_wants_write = true;
+		return n;
+	}
+	n = read(h->fd, b, len);
+	return n < 0 ? -errno : n;
+}
+
 static void flush(struct sk_h2_up *h)
 {
+	if (!h->connected)
+		return; /* nothing to write yet; wio waits for the connect */
 	if (h->in_recv || h->in_flush) {
 		h->again = true;
 		return;
@@ -422,12 +473,14 @@ static void flush(struct sk_h2_up *h)
 				break;
 			append(&h->out, data, (size_t)n);
 		}
+		h->tls_wr_wants_read = false;
 		while (!h->dead && pending(&h->out) > 0) {
-			ssize_t n = send(h->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
+			ssize_t n = conn_send(h);
 
+			if (n == -EAGAIN || n == -EINTR)
+				break;
 			if (n < 0) {
-				if (errno != EAGAIN && errno != EINTR)
-					h->dead = true;
+				h->dead = true;
 				break;
 			}
 			sk_stat_add(h->w->shard, h->cluster->st.upstream_cx_tx_bytes_total, (uint64_t)n);
@@ -441,26 +494,35 @@ static void flush(struct sk_h2_up *h)
 		conn_destroy(h, true);
 		return;
 	}
-	if (pending(&h->out) > 0)
+	/* a write waiting for readability must not spin on writability; the read watcher runs
+	 * for as long as the connection is up */
+	if ((pending(&h->out) > 0 && !h->tls_wr_wants_read) || h->tls_rd_wants_write)
 		ev_io_start(h->w->loop, &h->wio);
 	else
 		ev_io_stop(h->w->loop, &h->wio);
+	/* bytes TLS already decrypted raise no readiness on the socket: come back for them */
+	if (h->tls != NULL && ev_is_active(&h->rio) && sk_tls_pending(h->tls) > 0)
+		ev_feed_event(h->w->loop, &h->rio, EV_READ);
 }
 
-static void on_read(struct ev_loop *loop, ev_io *io, int revents)
+/* One read of the established connection, then a flush (which retries a TLS write that
+ * waited for readability). May destroy h. */
+static void conn_read(struct sk_h2_up *h)
 {
-	struct sk_h2_up *h = io->data;
 	uint8_t b[READ_CHUNK];
-	ssize_t n;
+	ssize_t n = conn_recv(h, b, sizeof(b));
 
-	(void)loop;
-	(void)revents;
-	n = read(h->fd, b, sizeof(b));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n == -EAGAIN || n == -EINTR) {
+		if (h->tls_wr_wants_read || h->tls_rd_wants_write)
+			flush(h);
 		return;
+	}
 	if (n <= 0) {
+		if (n == -EPROTO)
+			sk_log_debug(SK_LOG_HTTP, "http2 upstream: cluster '%s': TLS: %s", h->cluster->config->name,
+				     sk_tls_failure_reason(h->tls));
 		h->dead = true;
-		fail_streams(h, false, false, n == 0 ? ECONNRESET : errno);
+		fail_streams(h, false, false, n == 0 ? ECONNRESET : (int)-n);
 		conn_destroy(h, false);
 		return;
 	}
@@ -472,6 +534,13 @@ static void on_read(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	h->in_recv = false;
 	flush(h);
+}
+
+static void on_read(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_read(io->data);
 }
 
 static _Thread_local nghttp2_session_callbacks *cb;
@@ -494,40 +563,104 @@ static nghttp2_session_callbacks *callbacks(void)
 	return cb;
 }
 
-/* The connect finished (or failed): start the session, let the waiting streams write. */
-static void on_connect(struct ev_loop *loop, ev_io *io, int revents)
+/* Every stream waiting for h fails as a connect failure (so connect-failure retries apply);
+ * h is destroyed. */
+static void connect_failed(struct sk_h2_up *h, bool timeout, int err)
 {
-	struct sk_h2_up *h = io->data;
+	h->dead = true;
+	fail_streams(h, true, timeout, err);
+	conn_destroy(h, true);
+}
+
+/* While connecting, wio alone waits, for what the TCP connect or the TLS handshake needs. */
+static void connect_wait(struct sk_h2_up *h, int events)
+{
+	if (ev_is_active(&h->wio) && (h->wio.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(h->w->loop, &h->wio);
+	ev_io_set(&h->wio, h->fd, events);
+	ev_io_start(h->w->loop, &h->wio);
+}
+
+/* The TLS client over the connected socket, offering the streams' ALPN override, else the
+ * context's alpn_protocols, else "h2" (Envoy's fallback for an HTTP/2 connection pool: a
+ * TLS server speaks HTTP/2 only when ALPN says so). 0 or -errno. */
+static int tls_start(struct sk_h2_up *h)
+{
+	const struct sk_cluster_config *cc = h->cluster->config;
+	const struct sk_tls_context_config *tc = h->host && h->host->tls_istio ? cc->tls_istio_ctx : cc->tls_default_ctx;
+	char list[sizeof(h->alpn)];
+	const char *protos[16];
+	size_t n = 0;
+
+	h->tls = sk_tls_conn_new(h->tls_ctx, h->fd, false, NULL);
+	if (h->tls == NULL)
+		return -ENOMEM;
+	if (h->alpn[0] != '\0') {
+		char *save = NULL;
+
+		memcpy(list, h->alpn, sizeof(list));
+		for (char *p = strtok_r(list, ",", &save); p != NULL && n < sizeof(protos) / sizeof(protos[0]);
+		     p = strtok_r(NULL, ",", &save))
+			protos[n++] = p;
+	} else if (tc == NULL || tc->n_alpn == 0) {
+		protos[n++] = "h2";
+	}
+	if (n > 0 && sk_tls_conn_set_alpn(h->tls, protos, n) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* Advances the TLS handshake (connect_timeout still runs: it covers the handshake). true
+ * once established; false while it waits for the socket, or after failing every waiting
+ * stream as a connect failure (h is then destroyed). */
+static bool tls_handshake(struct sk_h2_up *h)
+{
+	struct sk_worker *w = h->w;
+	char up[SK_ADDR_TEXT_MAX];
+
+	switch (sk_tls_handshake(h->tls)) {
+	case SK_TLS_DONE:
+		sk_tls_stats_count(w->shard, &h->cluster->tls_st, h->tls, true);
+		return true;
+	case SK_TLS_WANT_READ:
+		connect_wait(h, EV_READ);
+		return false;
+	case SK_TLS_WANT_WRITE:
+		connect_wait(h, EV_WRITE);
+		return false;
+	default:
+		break;
+	}
+	sk_tls_stats_count(w->shard, &h->cluster->tls_st, h->tls, false);
+	sk_addr_format(&h->addr, up, sizeof(up));
+	sk_log_debug(SK_LOG_UPSTREAM, "http2 upstream: TLS handshake with %s (cluster '%s') failed: %s", up,
+		     h->cluster->config->name, sk_tls_failure_reason(h->tls));
+	connect_failed(h, false, EPROTO);
+	return false;
+}
+
+/* The connection is up (TCP, and TLS when it has it): start the session, let the waiting
+ * streams write. */
+static void session_start(struct sk_h2_up *h)
+{
 	const struct sk_h2_options *o = &h->cluster->config->h2;
 	nghttp2_settings_entry set[2];
 	nghttp2_option *opt = NULL;
-	int err = 0, rv = -1;
-	socklen_t len = sizeof(err);
+	int rv = -1;
 
-	(void)loop;
-	(void)revents;
-	if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err == EINPROGRESS)
-		return;
 	ev_io_stop(h->w->loop, &h->wio);
 	ev_timer_stop(h->w->loop, &h->timer);
-	if (err == 0 && callbacks() != NULL && nghttp2_option_new(&opt) == 0) {
+	if (callbacks() != NULL && nghttp2_option_new(&opt) == 0) {
 		nghttp2_option_set_no_auto_window_update(opt, 1); /* give_back returns the windows */
 		rv = nghttp2_session_client_new2(&h->s, callbacks(), h, opt);
 		nghttp2_option_del(opt);
 	}
 	if (rv != 0) {
-		h->dead = true;
-		fail_streams(h, true, false, err ? err : ENOMEM);
-		conn_destroy(h, true);
+		connect_failed(h, false, ENOMEM);
 		return;
 	}
 	h->connected = true;
-	h->connected_at = ev_now(h->w->loop);
-	len = sizeof(h->local.ss);
-	getsockname(h->fd, (struct sockaddr *)&h->local.ss, &len);
-	h->local.len = len;
 	set[0] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, o->initial_stream_window_size };
 	set[1] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
 	nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, set, 2);
@@ -544,14 +677,55 @@ static void on_connect(struct ev_loop *loop, ev_io *io, int revents)
 		sk_http_up_connected(u);
 	}
 	h->in_flush = false;
+	if (h->n_streams == 0) { /* they all left while it connected: pooled, idle */
+		ev_timer_set(&h->timer, POOL_IDLE_TIMEOUT, 0.);
+		ev_timer_start(h->w->loop, &h->timer);
+	}
 	flush(h);
+}
+
+/* While connecting: the TCP connect finished (or failed), or the TLS handshake can go on. */
+static void on_connect(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct sk_h2_up *h = io->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)loop;
+	(void)revents;
+	if (h->tls == NULL) {
+		if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS)
+			return;
+		if (err != 0) {
+			connect_failed(h, false, err);
+			return;
+		}
+		h->connected_at = ev_now(h->w->loop);
+		len = sizeof(h->local.ss);
+		getsockname(h->fd, (struct sockaddr *)&h->local.ss, &len);
+		h->local.len = len;
+		if (h->tls_ctx != NULL && (err = tls_start(h)) < 0) {
+			connect_failed(h, false, -err);
+			return;
+		}
+	}
+	if (h->tls != NULL && !tls_handshake(h))
+		return;
+	session_start(h);
 }
 
 static void on_writable(struct ev_loop *loop, ev_io *io, int revents)
 {
+	struct sk_h2_up *h = io->data;
+
 	(void)loop;
 	(void)revents;
-	flush(io->data);
+	if (h->tls_rd_wants_write)
+		conn_read(h); /* a TLS read waited for writability; it flushes after */
+	else
+		flush(h);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -561,9 +735,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	if (!h->connected) {
-		h->dead = true;
-		fail_streams(h, true, true, ETIMEDOUT);
-		conn_destroy(h, true);
+		connect_failed(h, true, ETIMEDOUT);
 	} else if (h->streams == NULL) {
 		sk_stat_inc(h->w->shard, h->cluster->st.upstream_cx_idle_timeout);
 		h->dead = true;
@@ -583,6 +755,14 @@ static void conn_destroy(struct sk_h2_up *h, bool local)
 	ev_io_stop(w->loop, &h->rio);
 	ev_io_stop(w->loop, &h->wio);
 	ev_timer_stop(w->loop, &h->timer);
+	if (h->tls != NULL) {
+		/* close_notify on our own close of an established connection (best effort: a
+		 * full socket is not waited for) */
+		if (local && h->connected)
+			(void)sk_tls_shutdown(h->tls);
+		sk_tls_conn_free(h->tls);
+	}
+	sk_tls_ctx_unref(h->tls_ctx);
 	close(h->fd);
 	sk_http_up_count_close(w, h->cluster, h->host, h->connected_at, local);
 	nghttp2_session_del(h->s);
@@ -619,6 +799,9 @@ static struct sk_h2_up *conn_open(struct upconn *u, int *rc)
 	h->hs = u->hs ? sk_host_set_ref(u->hs) : NULL;
 	h->host = u->host;
 	h->addr = u->addr;
+	h->tls_ctx = u->tls_ctx ? sk_tls_ctx_ref(u->tls_ctx) : NULL;
+	memcpy(h->alpn, u->alpn, sizeof(h->alpn));
+	h->alpn[sizeof(h->alpn) - 1] = '\0';
 	ev_init(&h->rio, on_read);
 	ev_io_init(&h->wio, on_connect, fd, EV_WRITE);
 	ev_init(&h->timer, on_timer);
@@ -647,6 +830,7 @@ int sk_h2_up_attach(struct upconn *u)
 						NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) : 100;
 
 		if (h->cluster == u->cluster && !h->dead && sk_http_same_addr(&h->addr, &u->addr) && h->n_streams < max &&
+		    h->tls_ctx == u->tls_ctx && strncmp(h->alpn, u->alpn, sizeof(h->alpn)) == 0 &&
 		    (h->s == NULL || nghttp2_session_check_request_allowed(h->s)))
 			break;
 	}

@@ -1607,7 +1607,7 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 /* A stream on a pooled HTTP/2 connection to addr (http2_up.c), as an upconn without a
  * socket of its own; NULL after answering (503) or scheduling a retry on failure. */
 static struct upconn *h2_open(struct sk_http_conn *hc, struct sk_cluster *cl, struct sk_host *host,
-			      struct sk_host_set *hs, const struct sk_addr *addr)
+			      struct sk_host_set *hs, const struct sk_addr *addr, struct sk_tls_ctx *tls_ctx)
 {
 	static const struct sk_h1_options trusted = { .max_headers_kb = 8192, .max_headers_count = 100000 };
 	struct upconn *u = calloc(1, sizeof(*u));
@@ -1623,6 +1623,7 @@ static struct upconn *h2_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	u->host = host;
 	u->hs = hs ? sk_host_set_ref(hs) : NULL;
 	u->addr = *addr;
+	u->tls_ctx = tls_ctx ? sk_tls_ctx_ref(tls_ctx) : NULL; /* the pooled connection's key */
 	u->rp = sk_h1_parser_new(SK_H1_RESPONSE, NULL);
 	u->wp = sk_h1_parser_new(SK_H1_REQUEST, &trusted); /* reads skiff's own request text */
 	ev_init(&u->rio, on_up_read);
@@ -2346,15 +2347,14 @@ static void forward(struct sk_http_conn *hc)
 			tls_ctx = sk_cluster_tls_ctx_acquire(cl, host->tls_istio);
 		addr = host->addr;
 	}
-	if (needs_tls && (tls_ctx == NULL || want_h2)) {
+	if (needs_tls && tls_ctx == NULL) {
 		/* never send in clear what the config says must be TLS */
 		char up[SK_ADDR_TEXT_MAX];
 
 		sk_addr_format(&addr, up, sizeof(up));
 		sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': %s needs a TLS transport socket %s",
 			    (unsigned long long)c->id, cl->config->name, up,
-			    tls_ctx == NULL ? "whose certificates wait for SDS (not served yet)"
-					    : "for HTTP/2, which this build does not provide yet");
+			    "whose certificates wait for SDS (not served yet)");
 		sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
 		local_reply(hc, 503, "UF", "upstream connect error or disconnect/reset before headers. "
 			    "reset reason: connection failure", NULL);
@@ -2411,8 +2411,8 @@ static void forward(struct sk_http_conn *hc)
 		note_up_tls(hc, u);
 		ev_io_start(w->loop, &u->rio);
 	} else {
-		u = want_h2 ? h2_open(hc, cl, host, hs, &addr) : up_open(hc, cl, host, hs, &addr, tls_ctx);
-		sk_tls_ctx_unref(tls_ctx); /* up_open took its own */
+		u = want_h2 ? h2_open(hc, cl, host, hs, &addr, tls_ctx) : up_open(hc, cl, host, hs, &addr, tls_ctx);
+		sk_tls_ctx_unref(tls_ctx); /* up_open and h2_open took their own */
 		if (u == NULL)
 			return;
 	}
