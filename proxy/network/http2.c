@@ -725,9 +725,10 @@ void sk_h2_conn_start(struct sk_conn *c)
 		ev_timer_set(&h->idle, h->cfg->idle_timeout, 0.);
 		ev_timer_start(w->loop, &h->idle);
 	}
-	if (c->tls == NULL && c->n_inspected > 0) {
-		/* the preface (and maybe more) was read to choose the codec (over TLS the
-		 * listener gave what it read to OpenSSL) */
+	if (c->n_inspected > 0) {
+		/* the preface (and maybe more) was read to choose the codec: by the inspectors on
+		 * cleartext, through TLS when ALPN did not say h2 (the listener gave what the
+		 * tls_inspector read to OpenSSL) */
 		ssize_t n;
 
 		sk_stat_add(w->shard, h->st->downstream_cx_rx_bytes_total, c->n_inspected);

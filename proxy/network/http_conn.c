@@ -1624,6 +1624,7 @@ static struct upconn *h2_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	u->hs = hs ? sk_host_set_ref(hs) : NULL;
 	u->addr = *addr;
 	u->tls_ctx = tls_ctx ? sk_tls_ctx_ref(tls_ctx) : NULL; /* the pooled connection's key */
+	snprintf(u->alpn, sizeof(u->alpn), "%s", hc->up_alpn ? hc->up_alpn : "");
 	u->rp = sk_h1_parser_new(SK_H1_RESPONSE, NULL);
 	u->wp = sk_h1_parser_new(SK_H1_REQUEST, &trusted); /* reads skiff's own request text */
 	ev_init(&u->rio, on_up_read);

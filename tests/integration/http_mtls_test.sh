@@ -214,6 +214,9 @@ cat >"$TMP/a.json" <<EOF
  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $A_ADMIN}}},
  "static_resources": {"clusters": [$(sds_cluster "$TMP/a.sock"),
   {"name": "$CLUSTER", "type": "STATIC", "connect_timeout": "2s",
+   "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+     "use_downstream_protocol_config": {"http_protocol_options": {}, "http2_protocol_options": {}}}},
    "load_assignment": {"cluster_name": "$CLUSTER", "endpoints": [{"lb_endpoints": [
      {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $L_IN}}},
       "metadata": {"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}}}]}]},
@@ -356,14 +359,31 @@ check_eq "1: its mirror went over mTLS to the server sidecar (its log)" "$(grep 
 check_eq "1: the app saw both" "$(app_count)" $((before + 2))
 a_stat "cluster.$CLUSTER.ssl.handshake" 2
 
+out=$(curl -s --max-time 5 --http2-prior-knowledge -w '\n%{http_version}' "http://127.0.0.1:$L_OUT/h2c" 2>&1)
+check_eq "1: HTTP/2 (h2c) to the client sidecar goes on as HTTP/2 over mTLS (use_downstream_protocol)" \
+	"$(tail -n 1 <<<"$out")/$(head -n 1 <<<"$out" | jq -r .chain 2>/dev/null)" 2/istio-http
+wait_line "$TMP/b.log" "^istio-http .* HTTP/2 200" 3
+check_eq "1: the server sidecar matched istio.alpn's istio-h2 and read HTTP/2 without ALPN h2" \
+	"$(grep '^istio-http .* HTTP/2' "$TMP/b.log" | tail -n 1)" "istio-http $TD/ns/default/sa/client TLSv1.3 HTTP/2 200"
+a_stat "cluster.$CLUSTER.upstream_cx_http2_total" 1
+
 # ======================================================================= 2. clients straight to the inbound port
 
 CURL_MTLS=(--cacert "$PKI/root.crt" --cert "$PKI/client-chain.crt" --key "$PKI/client.key"
 	--resolve "server.default:$L_IN:127.0.0.1")
-skip "2: HTTP/2 over TLS downstream (4 checks)" "HTTP/2 on TLS connections is not merged yet"
+out=$(curl -s --max-time 5 --http2 "${CURL_MTLS[@]}" -w '\n%{http_version}' "https://server.default:$L_IN/h2" 2>&1)
+check_eq "2: curl --http2 with a client certificate: HTTP/2 chosen by ALPN h2" "$(tail -n 1 <<<"$out")" 2
+check_eq "2: ... served by the tls chain, the client's identity forwarded" \
+	"$(head -n 1 <<<"$out" | jq -r '.chain + " " + (.xfcc | join("|"))' 2>/dev/null)" \
+	"tls By=$TD/ns/default/sa/server;Hash=$HASH;Subject=\"$SUBJECT\";URI=$TD/ns/default/sa/client"
+wait_line "$TMP/b.log" "^tls .* HTTP/2 200" 3
+check_eq "2: logged as HTTP/2 over TLSv1.3" "$(grep '^tls ' "$TMP/b.log" | tail -n 1)" \
+	"tls $TD/ns/default/sa/client TLSv1.3 HTTP/2 200"
 out=$(curl -s --max-time 5 --http1.1 "${CURL_MTLS[@]}" -w '\n%{http_version}' "https://server.default:$L_IN/h1" 2>&1)
 check_eq "2: curl --http1.1: HTTP/1.1 chosen by ALPN http/1.1" "$(tail -n 1 <<<"$out")" 1.1
 head -c 1048576 /dev/urandom >"$TMP/big"
+out=$(curl -s --max-time 20 --http2 "${CURL_MTLS[@]}" --data-binary "@$TMP/big" "https://server.default:$L_IN/up" 2>&1)
+check_eq "2: a 1 MiB upload over HTTP/2 + TLS arrives whole" "$(jq -r .len <<<"$out" 2>/dev/null)" 1048576
 out=$(curl -s --max-time 20 --http1.1 "${CURL_MTLS[@]}" --data-binary "@$TMP/big" "https://server.default:$L_IN/up" 2>&1)
 check_eq "2: a 1 MiB upload over HTTP/1.1 + TLS arrives whole" "$(jq -r .len <<<"$out" 2>/dev/null)" 1048576
 
