@@ -337,6 +337,15 @@ for d in haproxy-server haproxy-client; do
 	pids+=($!)
 done
 
+# ---------------------------------------------------------------- reference TLS server
+# `openssl s_server` with the same certificates, requiring a client certificate: what this
+# OpenSSL costs per full handshake with nothing else around it (for the handshake runs only).
+ref_srv=$(free_port)
+"${pin_proxy[@]}" openssl s_server -accept "127.0.0.1:$ref_srv" -cert "$pki/server-chain.crt" -key "$pki/server.key" \
+	-CAfile "$pki/root.crt" -Verify 1 -verify_return_error -quiet -naccept 1000000 </dev/null >"$work/s_server.log" 2>&1 &
+pid[s_server]=$!
+pids+=($!)
+
 # ---------------------------------------------------------------- readiness and checks
 declare -A members # the processes whose CPU a setup costs
 members[direct]=""
@@ -344,7 +353,7 @@ members[skiff_plain]="skiff_client skiff_server"
 members[skiff_mtls]="skiff_client skiff_server"
 members[nginx]="ngx-client ngx-server"
 members[haproxy]="haproxy-client haproxy-server"
-for p in $bport $in_plain $in_mtls $nginx_srv $hap_srv "${port[@]}"; do
+for p in $bport $in_plain $in_mtls $nginx_srv $hap_srv $ref_srv "${port[@]}"; do
 	wait_port "$p" || {
 		tail -n 20 "$work"/*.log "$work"/*/error.log >&2 2>/dev/null
 		exit 1
@@ -362,6 +371,7 @@ for r in skiff_client skiff_server ngx-server ngx-client haproxy-server haproxy-
 	procs[$r]=$(tree "${pid[$r]}")
 	all_procs="$all_procs ${procs[$r]}"
 done
+procs[s_server]=${pid[s_server]}
 setup_procs() { local r; for r in ${members[$1]}; do echo "${procs[$r]}"; done; }
 
 stat_of() { # ADMIN NAME
@@ -443,6 +453,7 @@ echo "mtls: $(date +%T) handshakes" >&2
 hs_one skiff "$in_mtls" skiff_server
 hs_one nginx "$nginx_srv" ngx-server
 hs_one haproxy "$hap_srv" haproxy-server
+hs_one openssl "$ref_srv" s_server
 
 for r in skiff_client skiff_server ngx-server ngx-client haproxy-server haproxy-client; do
 	for p in ${procs[$r]}; do
@@ -561,7 +572,8 @@ with open(f"{work}/hs.tsv") as f:
         cpu = ticks / hz
         H[name] = n / cpu if cpu else None
         lab = {"skiff": "skiff server sidecar (DownstreamTlsContext)", "nginx": "nginx `listen ssl` + `ssl_verify_client on`",
-               "haproxy": "HAProxy `bind ssl ... verify required`"}[name]
+               "haproxy": "HAProxy `bind ssl ... verify required`",
+               "openssl": "reference: `openssl s_server -Verify 1` (same certificates, one connection at a time)"}[name]
         o.append(f"| {lab} | {n} | {wall:.1f} | {n / wall:.0f} | {cpu:.2f} | {'–' if not cpu else '%.0f' % (n / cpu)} |")
 o.append("")
 
