@@ -70,11 +70,6 @@ static void build_tls(struct sk_listener *l, struct sk_stats_store *st)
 				     tc->has_cert_sds ? tc->cert_sds.name : tc->validation_sds.name);
 			continue;
 		}
-		if (ch->http) {
-			sk_log_debug(SK_LOG_CONFIG, "listener '%s': filter chain '%s': TLS on HTTP chains is not "
-				     "served yet: its connections are refused", cfg->name, ch->name);
-			continue;
-		}
 		l->chain_tls[i] = sk_tls_ctx_new(tc, NULL, NULL, why, sizeof(why));
 		if (l->chain_tls[i] == NULL)
 			sk_log_error(SK_LOG_CONFIG, "listener '%s': filter chain '%s': transport_socket: %s: its "
@@ -103,8 +98,8 @@ int sk_listener_tls_update(struct sk_listener *l, struct sk_stats_shard *shard, 
 		struct sk_tls_ctx *ctx, *old;
 		int rc;
 
-		if (ch == NULL || ch->tls_ctx == NULL || ch->http)
-			continue; /* TLS on HTTP chains is not served yet (build_tls) */
+		if (ch == NULL || ch->tls_ctx == NULL)
+			continue;
 		if (changed == NULL && l->chain_tls[i] != NULL)
 			continue; /* built already: only a change rebuilds it */
 		rc = sk_tls_ctx_from_sds(ch->tls_ctx, changed, lookup, arg, &ctx, why, sizeof(why));
@@ -332,6 +327,7 @@ static void on_reap(struct ev_loop *loop, ev_idle *i, int revents)
 		free(c->inspected);
 		free(c->hello);
 		free(c->sni);
+		free(c->peer_uri_san);
 		free(c);
 	}
 	ev_idle_stop(loop, i);
@@ -371,8 +367,11 @@ void sk_conn_close(struct sk_conn *c)
 		sk_h2_conn_free(c->h2);
 		c->h2 = NULL;
 	}
-	sk_tls_conn_free(c->tls);
-	c->tls = NULL;
+	if (c->tls != NULL) {
+		(void)sk_tls_shutdown(c->tls); /* close_notify, best effort: the socket closes now */
+		sk_tls_conn_free(c->tls);
+		c->tls = NULL;
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -452,8 +451,9 @@ static const struct sk_filter_chain_config *choose_chain(struct sk_conn *c, cons
 }
 
 /* The downstream TLS handshake of a chain with a DownstreamTlsContext: done, it hands the
- * connection to the chain's tcp_proxy. skiff's own bound on how long a client may take;
- * Envoy's transport_socket_connect_timeout is not translated yet. */
+ * connection to the chain's network filter (tcp_proxy or the HTTP connection manager, which
+ * then reads and writes through c->tls). The chain's transport_socket_connect_timeout bounds
+ * it; without one (Envoy has none) skiff's own bound on how long a client may take. */
 #define DOWNSTREAM_HANDSHAKE_TIMEOUT 10.0
 
 static void tls_failed(struct sk_conn *c, const char *why)
@@ -474,7 +474,10 @@ static void on_tls_handshake(struct ev_loop *loop, ev_io *io, int revents)
 		ev_io_stop(loop, io);
 		ev_timer_stop(loop, &c->timer);
 		sk_tls_stats_count(c->w->shard, &c->l->tls_st, c->tls, true);
-		sk_tcp_proxy_start(c);
+		if (c->chain->http)
+			sk_http_conn_start(c);
+		else
+			sk_tcp_proxy_start(c);
 		return;
 	case SK_TLS_WANT_READ:
 	case SK_TLS_WANT_WRITE:
@@ -516,8 +519,8 @@ static void start_tls(struct sk_conn *c)
 	pthread_mutex_unlock(&c->l->tls_lock);
 	if (ctx == NULL) {
 		/* never serve in clear what the config says must be TLS (why: logged at config) */
-		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' has no TLS context (SDS, HTTP, "
-			     "or a certificate that did not load): closing", (unsigned long long)c->id, lc->name,
+		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' has no TLS context (its SDS "
+			     "secret has not arrived, or its certificate did not load): closing", (unsigned long long)c->id, lc->name,
 			     c->chain->name);
 		sk_conn_close(c);
 		return;
@@ -534,7 +537,8 @@ static void start_tls(struct sk_conn *c)
 	c->n_inspected = c->cap_inspected = 0;
 	ev_io_init(&c->io, on_tls_handshake, c->fd, EV_READ);
 	c->io.data = c;
-	ev_timer_init(&c->timer, on_tls_timeout, DOWNSTREAM_HANDSHAKE_TIMEOUT, 0.);
+	ev_timer_init(&c->timer, on_tls_timeout,
+		      c->chain->tls_timeout > 0 ? c->chain->tls_timeout : DOWNSTREAM_HANDSHAKE_TIMEOUT, 0.);
 	c->timer.data = c;
 	ev_timer_start(w->loop, &c->timer);
 	on_tls_handshake(w->loop, &c->io, 0);

@@ -106,6 +106,9 @@ struct sk_conn {
 	bool tls_done, http_done, is_tls;
 	struct sk_tls_hello *hello;         /* while inspecting only: freed once a chain is chosen */
 	char *sni;                          /* what the hello named, for the access log */
+	char *peer_uri_san;                 /* over TLS: the client's URI SANs (the HTTP access log
+					     * asks once: peer_uri_san_done) */
+	bool peer_uri_san_done;
 	const char *http_proto;
 	const struct sk_filter_chain_config *chain;
 	const struct sk_tcp_stats *tst;

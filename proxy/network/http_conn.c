@@ -450,10 +450,12 @@ static void pool_put(struct upconn *u)
 
 /* tls_ctx: the context a new connection would use (NULL: raw); a pooled connection made
  * with another (the host's TLS mode or its certificates changed) is not taken. */
-static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr, const struct sk_tls_ctx *tls_ctx)
+static struct upconn *pool_get(struct sk_cluster *cl, const struct sk_addr *addr, const struct sk_tls_ctx *tls_ctx,
+			       const char *alpn)
 {
 	for (struct upconn *u = idle_list; u != NULL; u = u->next) {
-		if (u->cluster == cl && sk_http_same_addr(&u->addr, addr) && u->tls_ctx == tls_ctx) {
+		if (u->cluster == cl && sk_http_same_addr(&u->addr, addr) && u->tls_ctx == tls_ctx &&
+		    strcmp(u->alpn, alpn ? alpn : "") == 0) {
 			idle_unlink(u);
 			ev_timer_stop(u->w->loop, &u->timer);
 			ev_set_cb(&u->rio, on_up_read); /* still armed: see pool_put */
@@ -604,14 +606,49 @@ void sk_http_pool_close_all(struct sk_worker *w)
 static void on_down_write(struct ev_loop *loop, ev_io *io, int revents);
 static void on_down_read(struct ev_loop *loop, ev_io *io, int revents);
 
+/* The downstream socket, raw or TLS (c->tls: the listener finished the handshake). Like
+ * read(2)/send(2) but -errno: -EAGAIN when it must wait (over TLS a read may wait for the
+ * socket to become writable and a write for it to become readable: the flags say so). */
+static ssize_t d_read(struct sk_http_conn *hc, void *p, size_t n)
+{
+	struct sk_tls_conn *t = hc->c->tls;
+	ssize_t r;
+
+	if (t != NULL) {
+		hc->tls_rd_wants_write = false;
+		r = sk_tls_read(t, p, n);
+		if (r == -EAGAIN && sk_tls_want(t) == SK_TLS_WANT_WRITE)
+			hc->tls_rd_wants_write = true;
+		return r;
+	}
+	r = read(hc->c->fd, p, n);
+	return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
+static ssize_t d_send(struct sk_http_conn *hc, const void *p, size_t n)
+{
+	struct sk_tls_conn *t = hc->c->tls;
+	ssize_t r;
+
+	if (t != NULL) {
+		hc->tls_wr_wants_read = false;
+		r = sk_tls_write(t, p, n);
+		if (r == -EAGAIN && sk_tls_want(t) == SK_TLS_WANT_READ)
+			hc->tls_wr_wants_read = true;
+		return r;
+	}
+	r = send(hc->c->fd, p, n, MSG_NOSIGNAL);
+	return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
 /* Writes what dout holds; sets must_close on an error or when a closing response is out. */
 static void d_flush(struct sk_http_conn *hc)
 {
 	while (pending(&hc->dout) > 0) {
-		ssize_t n = send(hc->c->fd, hc->dout.p + hc->dout.off, pending(&hc->dout), MSG_NOSIGNAL);
+		ssize_t n = d_send(hc, hc->dout.p + hc->dout.off, pending(&hc->dout));
 
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (n == -EAGAIN)
 				break;
 			hc->must_close = true;
 			return;
@@ -823,9 +860,32 @@ static const char *header_lookup(void *ctx, bool resp, const char *name, size_t 
 	return NULL;
 }
 
+/* The upstream connection's TLS facts, for %UPSTREAM_PEER_URI_SAN% / %UPSTREAM_TLS_VERSION%. */
+static void note_up_tls(struct sk_http_conn *hc, const struct upconn *u)
+{
+	char san[1024];
+
+	free(hc->up_san);
+	hc->up_san = NULL;
+	hc->up_tls_version = NULL;
+	if (u->tls == NULL)
+		return;
+	hc->up_tls_version = sk_tls_version(u->tls);
+	if (sk_tls_peer_uri_san(u->tls, san, sizeof(san)) > 0)
+		hc->up_san = strdup(san);
+}
+
 static void fill_entry(struct sk_http_conn *hc, struct sk_access_log_entry *e)
 {
 	struct sk_conn *c = hc->c;
+
+	if (c->tls != NULL && !c->peer_uri_san_done) {
+		char san[1024];
+
+		c->peer_uri_san_done = true;
+		if (sk_tls_peer_uri_san(c->tls, san, sizeof(san)) > 0)
+			c->peer_uri_san = strdup(san);
+	}
 
 	memset(e, 0, sizeof(*e));
 	e->start = hc->wall_start;
@@ -842,6 +902,11 @@ static void fill_entry(struct sk_http_conn *hc, struct sk_access_log_entry *e)
 	e->protocol = hc->h2 ? "HTTP/2" : hc->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
 	e->response_code = hc->code;
 	e->route_name = hc->route && hc->route->name && hc->route->name[0] ? hc->route->name : NULL;
+	e->server_name = c->sni;
+	e->downstream_peer_uri_san = c->peer_uri_san;
+	e->downstream_tls_version = c->tls != NULL ? sk_tls_version(c->tls) : NULL;
+	e->upstream_peer_uri_san = hc->up_san;
+	e->upstream_tls_version = hc->up_tls_version;
 	e->header = header_lookup;
 	e->header_ctx = hc;
 }
@@ -1505,6 +1570,7 @@ static struct upconn *up_open(struct sk_http_conn *hc, struct sk_cluster *cl, st
 	u->hs = hs ? sk_host_set_ref(hs) : NULL;
 	u->addr = *addr;
 	u->tls_ctx = tls_ctx ? sk_tls_ctx_ref(tls_ctx) : NULL;
+	snprintf(u->alpn, sizeof(u->alpn), "%s", hc->up_alpn ? hc->up_alpn : "");
 	u->rp = sk_h1_parser_new(SK_H1_RESPONSE, NULL);
 	ev_init(&u->rio, on_up_read);
 	ev_init(&u->wio, on_up_write);
@@ -1687,7 +1753,7 @@ static void up_write(struct upconn *u)
 			u->local.len = len;
 			if (u->tls_ctx != NULL) {
 				u->tls = sk_tls_conn_new(u->tls_ctx, u->fd, false, NULL);
-				if (u->tls == NULL) {
+				if (u->tls == NULL || sk_tls_conn_set_alpn_list(u->tls, u->alpn) < 0) {
 					up_connect_failed(hc, false, ENOMEM);
 					return;
 				}
@@ -1698,6 +1764,7 @@ static void up_write(struct upconn *u)
 		ev_timer_stop(w->loop, &u->timer);
 		u->connected = true;
 		hc->up_local = u->local;
+		note_up_tls(hc, u);
 		ev_io_start(w->loop, &u->rio);
 	}
 	u->tls_wr_wants_read = false;
@@ -2184,7 +2251,8 @@ static void build_request(struct sk_http_conn *hc, const struct sk_host *host)
 		if (ieq(n, len, "expect") && hc->expect_continue)
 			continue;
 		if (ieq(n, len, "x-forwarded-for") || ieq(n, len, "x-forwarded-proto") ||
-		    ieq(n, len, "x-request-id") || ieq(n, len, "x-envoy-original-path"))
+		    ieq(n, len, "x-request-id") || ieq(n, len, "x-envoy-original-path") ||
+		    ieq(n, len, "x-forwarded-client-cert"))
 			continue; /* re-emitted from extra */
 		if (hc->cfg->underscores == SK_UNDERSCORES_DROP && memchr(n, '_', len))
 			continue;
@@ -2311,7 +2379,16 @@ static void forward(struct sk_http_conn *hc)
 		/* a stale pooled connection's request sent again (not a policy retry) */
 		sk_stat_inc(w->shard, cl->st.upstream_rq_retry);
 	}
-	u = want_h2 ? NULL : pool_get(cl, &addr, tls_ctx);
+	/* istio.alpn: what a TLS connection offers depends on the HTTP version it will speak */
+	hc->up_alpn = NULL;
+	if (tls_ctx != NULL && hc->cfg->alpn_filter) {
+		int v = want_h2 ? SK_ALPN_HTTP2
+			: cl->config->http_protocol == SK_UPSTREAM_DOWNSTREAM && hc->minor == 0 ? SK_ALPN_HTTP10
+												 : SK_ALPN_HTTP11;
+
+		hc->up_alpn = hc->cfg->alpn_override[v];
+	}
+	u = want_h2 ? NULL : pool_get(cl, &addr, tls_ctx, hc->up_alpn);
 	if (u == NULL && !want_h2 && atomic_load(&cl->active_cx) >= cl->config->cb[0].max_connections &&
 	    cl->slots[w->index].n_cx > 0) {
 		/* every connection the cluster may open is open: wait for one, if the line is
@@ -2331,6 +2408,7 @@ static void forward(struct sk_http_conn *hc)
 		u->hc = hc;
 		hc->u = u;
 		hc->up_local = u->local;
+		note_up_tls(hc, u);
 		ev_io_start(w->loop, &u->rio);
 	} else {
 		u = want_h2 ? h2_open(hc, cl, host, hs, &addr) : up_open(hc, cl, host, hs, &addr, tls_ctx);
@@ -2353,6 +2431,105 @@ static void forward(struct sk_http_conn *hc)
 
 /* ---------------------------------------------------------------------------------- */
 /* requests                                                                            */
+
+/* Percent-encodes a PEM for XFCC's Cert= and Chain= (all but RFC 3986's unreserved). */
+static void append_pem_encoded(struct buf *b, const char *pem)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)pem; *p; p++) {
+		char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '.' || *p == '_' || *p == '~')
+			append(b, p, 1);
+		else
+			append(b, e, 3);
+	}
+}
+
+/* x-forwarded-client-cert as Envoy's forward_client_cert_details: without a client
+ * certificate the client's header is dropped (kept only by ALWAYS_FORWARD_ONLY); with one,
+ * FORWARD_ONLY keeps it, SANITIZE drops it, APPEND_FORWARD appends and SANITIZE_SET sets
+ * this hop's element: By (our URI SANs), Hash (SHA-256 of the client's certificate), then
+ * what set_current_client_cert_details asks: Cert, Chain, Subject, URI, DNS. */
+static void add_xfcc(struct sk_http_conn *hc)
+{
+	const struct sk_hcm_config *cfg = hc->cfg;
+	struct sk_tls_conn *t = hc->c->tls;
+	bool mtls = t != NULL && sk_tls_peer_has_cert(t), any = false;
+	struct buf *b = &hc->extra;
+	char s[1024], digest[65];
+	size_t i, start;
+
+	if ((!mtls && cfg->xfcc == SK_XFCC_ALWAYS_FORWARD_ONLY) ||
+	    (mtls && (cfg->xfcc == SK_XFCC_FORWARD_ONLY || cfg->xfcc == SK_XFCC_ALWAYS_FORWARD_ONLY ||
+		      cfg->xfcc == SK_XFCC_APPEND_FORWARD))) {
+		for (i = 0; i < hc->n_fields; i++) {
+			const struct sk_h1_field *f = &hc->fields[i];
+
+			if (!ieq(f->name.p, f->name.len, "x-forwarded-client-cert"))
+				continue;
+			appends(b, any ? "," : "x-forwarded-client-cert: ");
+			append(b, f->value.p, f->value.len);
+			any = true;
+		}
+	}
+	if (!mtls || cfg->xfcc == SK_XFCC_SANITIZE || cfg->xfcc == SK_XFCC_FORWARD_ONLY ||
+	    cfg->xfcc == SK_XFCC_ALWAYS_FORWARD_ONLY) {
+		if (any)
+			appends(b, "\r\n");
+		return;
+	}
+	appends(b, any ? "," : "x-forwarded-client-cert: ");
+	start = b->len;
+#define SEP() (b->len > start ? ";" : "")
+	if (sk_tls_local_uri_san(t, s, sizeof(s)) > 0) {
+		/* one By= per URI SAN of our own certificate */
+		for (char *tok = s, *end; tok != NULL; tok = end) {
+			end = strchr(tok, ',');
+			if (end != NULL)
+				*end++ = '\0';
+			appendf(b, "%sBy=%s", SEP(), tok);
+		}
+	}
+	if (sk_tls_peer_cert_digest(t, digest) == 0)
+		appendf(b, "%sHash=%s", SEP(), digest);
+	for (int k = 0; k < 2; k++) {
+		char *pem;
+
+		if (!(k == 0 ? cfg->xfcc_cert : cfg->xfcc_chain) || (pem = sk_tls_peer_pem(t, k == 1)) == NULL)
+			continue;
+		appendf(b, "%s%s=\"", SEP(), k == 0 ? "Cert" : "Chain");
+		append_pem_encoded(b, pem);
+		appends(b, "\"");
+		free(pem);
+	}
+	if (cfg->xfcc_subject) {
+		sk_tls_peer_subject(t, s, sizeof(s));
+		appendf(b, "%sSubject=\"%s\"", SEP(), s);
+	}
+	if (cfg->xfcc_uri) {
+		/* the key is there even when the certificate has no URI SAN; the first one */
+		char *comma;
+
+		if (sk_tls_peer_uri_san(t, s, sizeof(s)) < 0)
+			s[0] = '\0';
+		if ((comma = strchr(s, ',')) != NULL)
+			*comma = '\0';
+		appendf(b, "%sURI=%s", SEP(), s);
+	}
+	if (cfg->xfcc_dns && sk_tls_peer_dns_san(t, s, sizeof(s)) > 0) {
+		for (char *tok = s, *end; tok != NULL; tok = end) {
+			end = strchr(tok, ',');
+			if (end != NULL)
+				*end++ = '\0';
+			appendf(b, "%sDNS=%s", SEP(), tok);
+		}
+	}
+#undef SEP
+	appends(b, "\r\n");
+}
 
 static void add_forwarding_headers(struct sk_http_conn *hc)
 {
@@ -2389,7 +2566,8 @@ static void add_forwarding_headers(struct sk_http_conn *hc)
 	if (xfp && !cfg->use_remote_address)
 		appendf(&hc->extra, "x-forwarded-proto: %.*s\r\n", (int)xfp->value.len, xfp->value.p);
 	else
-		appends(&hc->extra, "x-forwarded-proto: http\r\n");
+		appends(&hc->extra, c->tls != NULL ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+	add_xfcc(hc);
 	/* x-request-id: kept unless an edge proxy should not trust it */
 	if (rid && (cfg->preserve_external_request_id || !cfg->use_remote_address || !cfg->generate_request_id)) {
 		appendf(&hc->extra, "x-request-id: %.*s\r\n", (int)rid->value.len, rid->value.p);
@@ -3155,14 +3333,20 @@ static void update_io(struct sk_http_conn *hc)
 	bool want_read = !hc->read_eof && !hc->close_after && pending(&hc->din) < hc->limit &&
 			 !(hc->active && hc->u && pending(&hc->u->out) > hc->limit);
 
+	bool want_write = pending(&hc->dout) > 0 || (want_read && hc->tls_rd_wants_write);
+
+	want_read = want_read || (want_write && hc->tls_wr_wants_read);
 	if (want_read && !ev_is_active(&hc->c->io))
 		ev_io_start(loop, &hc->c->io);
 	else if (!want_read && ev_is_active(&hc->c->io))
 		ev_io_stop(loop, &hc->c->io);
-	if (pending(&hc->dout) > 0 && !ev_is_active(&hc->wio))
+	if (want_write && !ev_is_active(&hc->wio))
 		ev_io_start(loop, &hc->wio);
-	else if (pending(&hc->dout) == 0 && ev_is_active(&hc->wio))
+	else if (!want_write && ev_is_active(&hc->wio))
 		ev_io_stop(loop, &hc->wio);
+	/* bytes TLS decrypted already raise no readiness on the socket: come back for them */
+	if (want_read && hc->c->tls != NULL && sk_tls_pending(hc->c->tls) > 0)
+		ev_feed_event(loop, &hc->c->io, EV_READ);
 	if (!hc->active && !ev_is_active(&hc->idle_timer))
 		arm_idle(hc);
 }
@@ -3195,19 +3379,34 @@ static void on_down_read(struct ev_loop *loop, ev_io *io, int revents)
 	(void)loop;
 	(void)revents;
 	hc->in_callback = true;
+	if (hc->tls_wr_wants_read) {
+		/* a TLS write waited for the socket to become readable */
+		d_flush(hc);
+		if (hc->must_close || hc->read_eof || hc->close_after) {
+			finish_callback(hc);
+			return;
+		}
+	}
 	if (reserve(&hc->din, READ_CHUNK) < 0) {
 		hc->must_close = true;
 		finish_callback(hc);
 		return;
 	}
-	n = read(hc->c->fd, hc->din.p + hc->din.len, hc->din.cap - hc->din.len);
+	n = d_read(hc, hc->din.p + hc->din.len, hc->din.cap - hc->din.len);
+	if (n == -EAGAIN) {
+		finish_callback(hc);
+		return;
+	}
 	if (n > 0) {
 		hc->din.len += (size_t)n;
 		sk_stat_add(hc->w->shard, hc->st->downstream_cx_rx_bytes_total, (uint64_t)n);
 		if (hc->active || pending(&hc->din) == (size_t)n)
 			arm_idle(hc);
 		process(hc);
-	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+	} else {
+		if (n < 0 && hc->c->tls != NULL && n != -ECONNRESET)
+			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: downstream TLS: %s", (unsigned long long)hc->c->id,
+				     sk_tls_failure_reason(hc->c->tls));
 		hc->read_eof = true;
 		if (!hc->active) {
 			hc->must_close = true;
@@ -3239,6 +3438,11 @@ static void on_down_write(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (hc->tls_rd_wants_write) {
+		/* a TLS read waited for the socket to become writable: read now (and flush) */
+		on_down_read(loop, &hc->c->io, EV_READ);
+		return;
+	}
 	hc->in_callback = true;
 	d_flush(hc);
 	if (!hc->must_close)
@@ -3300,6 +3504,7 @@ static void conn_free(struct sk_http_conn *hc)
 	buf_free(&hc->h2_req_trailers);
 	free(hc->fields);
 	free(hc->rh);
+	free(hc->up_san);
 	free(hc);
 }
 
@@ -3390,9 +3595,24 @@ static void on_detect_read(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
-	n = read(c->fd, b, want);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+	if (c->tls != NULL) {
+		n = sk_tls_read(c->tls, b, want);
+		if (n == -EAGAIN) {
+			/* rare (a TLS read waiting for writability): poll both ways meanwhile */
+			int ev = sk_tls_want(c->tls) == SK_TLS_WANT_WRITE ? EV_WRITE : EV_READ;
+
+			if ((c->io.events & (EV_READ | EV_WRITE)) != ev) {
+				ev_io_stop(c->w->loop, &c->io);
+				ev_io_set(&c->io, c->fd, ev);
+				ev_io_start(c->w->loop, &c->io);
+			}
+			return;
+		}
+	} else {
+		n = read(c->fd, b, want);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
 	if (n <= 0) {
 		sk_conn_close(c);
 		return;
@@ -3423,6 +3643,16 @@ void sk_http_conn_start(struct sk_conn *c)
 		sk_h2_conn_start(c);
 		return;
 	}
+	if (c->tls != NULL) {
+		/* over TLS the negotiated ALPN says which; without one (the client offered only
+		 * Istio's names, say) the first bytes do, as on cleartext */
+		const char *alpn = sk_tls_alpn(c->tls, NULL);
+
+		if (strcmp(alpn, "h2") == 0 || strcmp(alpn, "http/1.1") == 0 || strcmp(alpn, "http/1.0") == 0) {
+			codec_start(c, alpn[1] == '2');
+			return;
+		}
+	}
 	d = c->n_inspected > 0 ? detect(c->inspected, c->n_inspected) : -1;
 	if (d >= 0) {
 		codec_start(c, d == 1);
@@ -3435,6 +3665,8 @@ void sk_http_conn_start(struct sk_conn *c)
 	ev_timer_init(&c->timer, on_detect_timeout, cfg->idle_timeout > 0 ? cfg->idle_timeout : 60., 0.);
 	c->timer.data = c;
 	ev_timer_start(c->w->loop, &c->timer);
+	if (c->tls != NULL && sk_tls_pending(c->tls) > 0)
+		ev_feed_event(c->w->loop, &c->io, EV_READ); /* decrypted with the handshake's last flight */
 }
 
 void sk_http_conn_free(struct sk_http_conn *hc)

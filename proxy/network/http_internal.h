@@ -192,6 +192,8 @@ struct sk_http_conn {
 	ev_timer idle_timer;            /* connection idle, or the stream idle timeout */
 	uint32_t limit;
 	bool read_eof, close_after, must_close, in_callback;
+	bool tls_rd_wants_write;        /* HTTP/1.1 over TLS (c->tls): a read waits for writability ... */
+	bool tls_wr_wants_read;         /* ... or a write for readability */
 	uint64_t n_requests;
 
 	/* the stream */
@@ -226,6 +228,9 @@ struct sk_http_conn {
 	struct sk_cluster *cluster;     /* referenced */
 	struct upconn *u;
 	struct sk_addr up_addr, up_local;
+	const char *up_tls_version;     /* the upstream connection's TLS, for the access log */
+	const char *up_alpn;            /* istio.alpn's list for this request's upstream ("" none) */
+	char *up_san;                   /* its peer's URI SANs (malloc'd) */
 	const char *flags;
 	unsigned code;
 	double start, wall_start, up_start, service_ms;

@@ -1,8 +1,10 @@
 /* shadow: see shadow.h.
  *
- * A shadow is one short connection: connect, write the request (it says connection: close),
- * read until the peer closes, keeping only the status code for the cluster's stats. No
- * downstream waits for it, so it never holds more than its request and one read buffer. */
+ * A shadow is one short connection: connect (and, when the host's transport socket is TLS,
+ * a handshake with the cluster's context: a mirror never goes in clear where the config says
+ * TLS), write the request (it says connection: close), read until the peer closes, keeping
+ * only the status code for the cluster's stats. No downstream waits for it, so it never holds
+ * more than its request and one read buffer. */
 #include "proxy/network/shadow.h"
 
 #include <errno.h>
@@ -13,6 +15,8 @@
 
 #include "proxy/log/log.h"
 #include "proxy/network/http_internal.h"
+#include "proxy/network/tls.h"
+#include "proxy/network/tls_stats.h"
 #include "proxy/server/workers.h"
 
 struct sk_shadow {
@@ -21,6 +25,8 @@ struct sk_shadow {
 	struct sk_host_set *hs;         /* referenced: host points into it */
 	struct sk_host *host;
 	int fd;
+	struct sk_tls_conn *tls;        /* the host's socket is TLS */
+	bool handshaken;
 	ev_io io;
 	ev_timer timer;
 	char *req;
@@ -52,6 +58,7 @@ static void shadow_end(struct sk_shadow *sh, bool local)
 		sk_stat_inc(w->shard, st->upstream_rq_completed);
 	}
 	sk_stat_sub(w->shard, st->upstream_rq_active, 1);
+	sk_tls_conn_free(sh->tls);
 	close(sh->fd);
 	sk_http_up_count_close(w, sh->cluster, sh->host, sh->connected_at, local);
 	if (sh->prev)
@@ -83,10 +90,43 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
 		sh->connected = true;
 		sh->connected_at = ev_now(loop);
 	}
-	if ((revents & EV_WRITE) && sh->off < sh->len) {
-		ssize_t n = send(sh->fd, sh->req + sh->off, sh->len - sh->off, MSG_NOSIGNAL);
+	if (sh->tls != NULL && !sh->handshaken) {
+		enum sk_tls_status st = sk_tls_handshake(sh->tls);
 
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		if (st == SK_TLS_WANT_READ || st == SK_TLS_WANT_WRITE) {
+			ev_io_stop(loop, io);
+			ev_io_set(io, sh->fd, st == SK_TLS_WANT_READ ? EV_READ : EV_WRITE);
+			ev_io_start(loop, io);
+			return;
+		}
+		sk_tls_stats_count(sh->w->shard, &sh->cluster->tls_st, sh->tls, st == SK_TLS_DONE);
+		if (st != SK_TLS_DONE) {
+			sk_stat_inc(sh->w->shard, sh->cluster->st.upstream_cx_connect_fail);
+			shadow_end(sh, false);
+			return;
+		}
+		sh->handshaken = true;
+		revents = EV_WRITE;
+	}
+	if (sh->off < sh->len) {
+		ssize_t n;
+
+		if (sh->tls != NULL) {
+			n = sk_tls_write(sh->tls, sh->req + sh->off, sh->len - sh->off);
+			if (n == -EAGAIN) {
+				ev_io_stop(loop, io);
+				ev_io_set(io, sh->fd, sk_tls_want(sh->tls) == SK_TLS_WANT_READ ? EV_READ : EV_WRITE);
+				ev_io_start(loop, io);
+				return;
+			}
+		} else {
+			if (!(revents & EV_WRITE))
+				return;
+			n = send(sh->fd, sh->req + sh->off, sh->len - sh->off, MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+		}
+		if (n < 0) {
 			shadow_end(sh, false);
 			return;
 		}
@@ -101,12 +141,29 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		return;
 	}
-	if (revents & EV_READ) {
+	for (int round = 0; round < 16; round++) {
 		char buf[4096];
-		ssize_t n = recv(sh->fd, buf, sizeof(buf), 0);
+		ssize_t n;
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+		if (sh->tls != NULL) {
+			n = sk_tls_read(sh->tls, buf, sizeof(buf));
+			if (n == -EAGAIN) {
+				int ev = sk_tls_want(sh->tls) == SK_TLS_WANT_WRITE ? EV_WRITE : EV_READ;
+
+				if ((io->events & (EV_READ | EV_WRITE)) != ev) {
+					ev_io_stop(loop, io);
+					ev_io_set(io, sh->fd, ev);
+					ev_io_start(loop, io);
+				}
+				return;
+			}
+		} else {
+			if (!(revents & EV_READ))
+				return;
+			n = recv(sh->fd, buf, sizeof(buf), 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+		}
 		if (n <= 0) {
 			shadow_end(sh, false); /* the answer is whole (connection: close) or broken */
 			return;
@@ -119,6 +176,8 @@ static void on_io(struct ev_loop *loop, ev_io *io, int revents)
 			memcpy(sh->status + sh->n_status, buf, k);
 			sh->n_status += k;
 		}
+		if (sh->tls == NULL || sk_tls_pending(sh->tls) == 0)
+			return; /* decrypted bytes raise no readiness: read them now */
 	}
 }
 
@@ -137,16 +196,24 @@ int sk_shadow_send(struct sk_worker *w, struct sk_cluster *cl, char *req, size_t
 {
 	struct sk_host_set *hs = NULL;
 	struct sk_host *host = sk_cluster_pick(cl, w->index, rnd, false, &hs);
+	struct sk_tls_ctx *tls_ctx = NULL;
 	struct sk_shadow *sh;
 	int fd;
 
-	if (host == NULL || host->tls) {
+	if (host == NULL) {
 		sk_stat_inc(w->shard, cl->st.upstream_cx_none_healthy);
 		free(req);
 		return -EHOSTUNREACH;
 	}
+	if (host->tls && (tls_ctx = sk_cluster_tls_ctx_acquire(cl, host->tls_istio)) == NULL) {
+		/* its certificates wait for SDS: never mirror in clear */
+		sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
+		free(req);
+		return -EAGAIN;
+	}
 	fd = sk_http_up_socket(cl->config, &host->addr);
 	if (fd < 0) {
+		sk_tls_ctx_unref(tls_ctx);
 		free(req);
 		return fd;
 	}
@@ -154,16 +221,20 @@ int sk_shadow_send(struct sk_worker *w, struct sk_cluster *cl, char *req, size_t
 		int err = errno;
 
 		close(fd);
+		sk_tls_ctx_unref(tls_ctx);
 		free(req);
 		sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
 		return -err;
 	}
 	sh = calloc(1, sizeof(*sh));
-	if (sh == NULL) {
+	if (sh == NULL || (tls_ctx != NULL && (sh->tls = sk_tls_conn_new(tls_ctx, fd, false, NULL)) == NULL)) {
+		free(sh);
 		close(fd);
+		sk_tls_ctx_unref(tls_ctx);
 		free(req);
 		return -ENOMEM;
 	}
+	sk_tls_ctx_unref(tls_ctx); /* the connection holds its own */
 	sh->w = w;
 	sh->cluster = sk_cluster_ref(cl);
 	sh->hs = sk_host_set_ref(hs);

@@ -987,6 +987,21 @@ int sk_tls_conn_set_alpn(struct sk_tls_conn *c, const char *const *protos, size_
 	return rc;
 }
 
+int sk_tls_conn_set_alpn_list(struct sk_tls_conn *c, const char *list)
+{
+	char copy[1024], *protos[32], *tok, *save = NULL;
+	size_t n = 0;
+
+	if (list == NULL || list[0] == '\0')
+		return 0;
+	if (strlen(list) >= sizeof(copy))
+		return -EINVAL;
+	strcpy(copy, list);
+	for (tok = strtok_r(copy, ",", &save); tok != NULL && n < 32; tok = strtok_r(NULL, ",", &save))
+		protos[n++] = tok;
+	return sk_tls_conn_set_alpn(c, (const char *const *)protos, n);
+}
+
 /* Classifies a failed SSL call (ret <= 0): WANT_* as the status, anything else fatal with
  * the failure kept (the verify callback may already have said why). Returns the SSL_get_error
  * code. Clears this thread's OpenSSL error queue. */
@@ -1188,13 +1203,14 @@ bool sk_tls_peer_has_cert(const struct sk_tls_conn *c)
 struct join {
 	char *buf;
 	size_t len, total;
+	enum sk_san_type type;
 };
 
-static bool join_uri(void *arg, enum sk_san_type type, const char *s, size_t n)
+static bool join_san(void *arg, enum sk_san_type type, const char *s, size_t n)
 {
 	struct join *j = arg;
 
-	if (type != SK_SAN_URI)
+	if (type != j->type)
 		return false;
 	if (j->total > 0) {
 		if (j->total + 1 < j->len)
@@ -1207,15 +1223,15 @@ static bool join_uri(void *arg, enum sk_san_type type, const char *s, size_t n)
 	return false;
 }
 
-static int uri_sans(X509 *x, char *buf, size_t len)
+static int joined_sans(X509 *x, enum sk_san_type type, char *buf, size_t len)
 {
-	struct join j = {buf, len, 0};
+	struct join j = {buf, len, 0, type};
 
 	if (len > 0)
 		buf[0] = '\0';
 	if (x == NULL)
 		return -ENOENT;
-	each_san(x, join_uri, &j);
+	each_san(x, join_san, &j);
 	if (len > 0)
 		buf[j.total < len ? j.total : len - 1] = '\0';
 	return j.total > 0 ? (int)j.total : -ENOENT;
@@ -1223,10 +1239,77 @@ static int uri_sans(X509 *x, char *buf, size_t len)
 
 int sk_tls_peer_uri_san(const struct sk_tls_conn *c, char *buf, size_t len)
 {
-	return uri_sans(SSL_get0_peer_certificate(c->ssl), buf, len);
+	return joined_sans(SSL_get0_peer_certificate(c->ssl), SK_SAN_URI, buf, len);
 }
 
 int sk_tls_local_uri_san(const struct sk_tls_conn *c, char *buf, size_t len)
 {
-	return uri_sans(SSL_get_certificate(c->ssl), buf, len);
+	return joined_sans(SSL_get_certificate(c->ssl), SK_SAN_URI, buf, len);
+}
+
+int sk_tls_peer_dns_san(const struct sk_tls_conn *c, char *buf, size_t len)
+{
+	return joined_sans(SSL_get0_peer_certificate(c->ssl), SK_SAN_DNS, buf, len);
+}
+
+int sk_tls_peer_cert_digest(const struct sk_tls_conn *c, char hex[65])
+{
+	X509 *x = SSL_get0_peer_certificate(c->ssl);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	hex[0] = '\0';
+	if (x == NULL || X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+		return -ENOENT;
+	for (unsigned i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int sk_tls_peer_subject(const struct sk_tls_conn *c, char *buf, size_t len)
+{
+	X509 *x = SSL_get0_peer_certificate(c->ssl);
+	BIO *b;
+	int n;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (x == NULL)
+		return -ENOENT;
+	if ((b = BIO_new(BIO_s_mem())) == NULL)
+		return -ENOMEM;
+	X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+	n = BIO_read(b, buf, len > 0 ? (int)len - 1 : 0);
+	if (len > 0)
+		buf[n > 0 ? n : 0] = '\0';
+	BIO_free(b);
+	return n > 0 ? n : 0;
+}
+
+char *sk_tls_peer_pem(const struct sk_tls_conn *c, bool chain)
+{
+	STACK_OF(X509) *sk = chain ? SSL_get_peer_cert_chain(c->ssl) : NULL;
+	X509 *leaf = SSL_get0_peer_certificate(c->ssl);
+	BIO *b;
+	char *out = NULL, *p;
+	long n;
+
+	if (leaf == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (!chain) {
+		PEM_write_bio_X509(b, leaf);
+	} else {
+		/* a server's chain from OpenSSL lacks the leaf: it comes first */
+		if (SSL_is_server(c->ssl))
+			PEM_write_bio_X509(b, leaf);
+		for (int i = 0; i < sk_X509_num(sk); i++)
+			PEM_write_bio_X509(b, sk_X509_value(sk, i));
+	}
+	n = BIO_get_mem_data(b, &p);
+	if (n > 0 && (out = malloc((size_t)n + 1)) != NULL) {
+		memcpy(out, p, (size_t)n);
+		out[n] = '\0';
+	}
+	BIO_free(b);
+	return out;
 }

@@ -89,6 +89,8 @@ int sk_tls_conn_set_prefix(struct sk_tls_conn *c, const void *p, size_t n);
 /* Client only, before the handshake: offer these protocols instead of the context's
  * alpn_protocols (istio.alpn rewrites them per request HTTP version). 0 or -EINVAL. */
 int sk_tls_conn_set_alpn(struct sk_tls_conn *c, const char *const *protos, size_t n);
+/* The same from a comma-joined list ("istio-h2,istio"); "" or NULL: no change. */
+int sk_tls_conn_set_alpn_list(struct sk_tls_conn *c, const char *list);
 
 /* Advances the handshake. DONE once established (peer verified as configured). */
 enum sk_tls_status sk_tls_handshake(struct sk_tls_conn *c);
@@ -125,5 +127,13 @@ bool sk_tls_peer_has_cert(const struct sk_tls_conn *c);
  * when there is no certificate or no URI SAN. */
 int sk_tls_peer_uri_san(const struct sk_tls_conn *c, char *buf, size_t len);
 int sk_tls_local_uri_san(const struct sk_tls_conn *c, char *buf, size_t len);
+/* The peer's DNS SANs, the same way. */
+int sk_tls_peer_dns_san(const struct sk_tls_conn *c, char *buf, size_t len);
+/* For x-forwarded-client-cert: the peer certificate's SHA-256 in lowercase hex (0, or -ENOENT
+ * without one); its subject in RFC 2253 form (length, or -ENOENT); the PEM of its leaf, or of
+ * its whole chain leaf first (malloc'd, NULL without a certificate). */
+int sk_tls_peer_cert_digest(const struct sk_tls_conn *c, char hex[65]);
+int sk_tls_peer_subject(const struct sk_tls_conn *c, char *buf, size_t len);
+char *sk_tls_peer_pem(const struct sk_tls_conn *c, bool chain);
 
 #endif

@@ -412,6 +412,15 @@ wait_stat() {
 	echo "$v"
 }
 check_stat() { check_eq "stat $1 == $2" "$(wait_stat "$1" "$2")" "$2"; }
+# wait_line FILE ERE [SECONDS]: until a line of FILE matches (default 5 s, 0.05 s apart).
+wait_line() {
+	local i
+	for i in $(seq $((${3:-5} * 20))); do
+		grep -qE -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
 check_range() {
 	if awk -v v="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(v != "" && v + 0 == v && v >= lo && v <= hi) }'; then
 		_t_ok "$1"

@@ -33,16 +33,6 @@ SECRETS="$TMP/secrets.json"
 CERTS="$TMP/certs"
 SECRET_TYPE=type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
 
-# wait_line FILE ERE SECONDS: a line of FILE matches.
-wait_line() {
-	local i
-	for i in $(seq $((${3:-5} * 20))); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 check_line() {
 	if wait_line "$2" "$3" "${4:-5}"; then
 		_t_ok "$1"

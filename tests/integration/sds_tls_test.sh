@@ -39,15 +39,6 @@ CERTS="$TMP/certs"
 SECRET_TYPE=type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
 TD=spiffe://cluster.local
 
-wait_line() { # FILE ERE SECONDS
-	local i
-	for i in $(seq $((${3:-5} * 20))); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 if ! { bash "$CA" "$CERTS" ca &&
 	bash "$CA" "$CERTS" workload w1 default workload --days 30 &&
 	bash "$CA" "$CERTS" workload w2 default workload-rotated --days 30; } >"$TMP/ca.log" 2>&1; then

@@ -9,8 +9,9 @@
  *   . observe-only filters accepted without effect and counted (observe_only): Istio's
  *     metadata exchange (io.istio.http.peer_metadata.Config), istio.stats
  *     (stats.PluginConfig), Wasm stats/metadata-exchange filters (Wasm config named
- *     istio.stats / istio.metadata_exchange), envoy.filters.http.grpc_stats, istio.alpn
- *     (its effect is on upstream TLS ALPN, applied by the TLS work);
+ *     istio.stats / istio.metadata_exchange), envoy.filters.http.grpc_stats;
+ *   . istio.alpn: its alpn_override lists (per upstream HTTP/1.0, 1.1, 2) replace the ALPN a
+ *     TLS upstream connection offers (alpn_override); wrapped in a TypedStruct refused;
  *   . envoy.filters.http.compressor accepted without effect, counted (compressors): responses
  *     leave uncompressed, which every client accepts (Istio's 15090 stats listener has three);
  *   . envoy.filters.http.cors: the CorsPolicy of the route, virtual host and route
@@ -27,8 +28,9 @@
  *   . disabled filters are skipped (they run only when a route enables them, which skiff
  *     refuses for unknown filters in route translation);
  * - upgrade_configs: the types are kept (websocket, ...); CONNECT and per-upgrade filters refused;
- * - forward_client_cert_details other than SANITIZE, request_id_extension
- *   other than the default uuid, local_reply_config, original_ip_detection_extensions,
+ * - forward_client_cert_details and set_current_client_cert_details (x-forwarded-client-cert);
+ *   forward_client_cert_matcher refused;
+ * - request_id_extension other than the default uuid, local_reply_config, original_ip_detection_extensions,
  *   early_header_mutation_extensions, path_with_escaped_slashes_action other than the
  *   defaults, internal_address_config with CIDRs: refused (they change behaviour);
  * - tracing, add_user_agent, delayed_close_timeout, drain_timeout, stream_flush_timeout,
@@ -84,7 +86,6 @@ static bool observe_only(const char *name, const char *type)
 		"istio.envoy.config.filter.http.metadata_exchange.v3alpha1.MetadataExchange",
 		"stats.PluginConfig",
 		"envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
-		"istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig",
 	};
 
 	if (type_in(type, types, N(types)))
@@ -93,6 +94,54 @@ static bool observe_only(const char *name, const char *type)
 	return strcmp(type, "envoy.extensions.filters.http.wasm.v3.Wasm") == 0 &&
 	       (strcmp(name, "istio.stats") == 0 || strcmp(name, "istio.metadata_exchange") == 0 ||
 		strcmp(name, "envoy.wasm.stats") == 0 || strcmp(name, "envoy.wasm.metadata_exchange") == 0);
+}
+
+/* istio.alpn: the ALPN list per upstream HTTP version, comma joined. NULL, or why not. */
+static const char *parse_alpn(const Google__Protobuf__Any *any, struct sk_hcm_config *hc)
+{
+	typedef Istio__Envoy__Config__Filter__Http__Alpn__V2alpha1__FilterConfig alpn_pb;
+	const char *slash = strrchr(any->type_url, '/');
+	const char *why = NULL;
+	alpn_pb *m;
+
+	if (strcmp(slash ? slash + 1 : any->type_url, "istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig") != 0)
+		return "an istio.alpn config wrapped in a TypedStruct is not supported";
+	m = istio__envoy__config__filter__http__alpn__v2alpha1__filter_config__unpack(NULL, any->value.len,
+										    any->value.data);
+	if (m == NULL)
+		return "the FilterConfig does not decode";
+	for (size_t i = 0; i < m->n_alpn_override && why == NULL; i++) {
+		const Istio__Envoy__Config__Filter__Http__Alpn__V2alpha1__FilterConfig__AlpnOverride *o =
+			m->alpn_override[i];
+		unsigned v = (unsigned)o->upstream_protocol;
+		char *out;
+		size_t len = 0;
+
+		if (v > SK_ALPN_HTTP2) {
+			why = "alpn_override: unknown upstream_protocol";
+			break;
+		}
+		out = hc->alpn_override[v];
+		out[0] = '\0';
+		for (size_t k = 0; k < o->n_alpn_override; k++) {
+			size_t n = strlen(o->alpn_override[k]);
+
+			if (n == 0 || n > 255 || strchr(o->alpn_override[k], ',') != NULL) {
+				why = "alpn_override: a protocol name is empty, too long or holds a ','";
+				break;
+			}
+			if (len + n + 2 > sizeof(hc->alpn_override[v])) {
+				why = "alpn_override: the protocol list is too long";
+				break;
+			}
+			if (len > 0)
+				out[len++] = ',';
+			memcpy(out + len, o->alpn_override[k], n + 1);
+			len += n;
+		}
+	}
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+	return why;
 }
 
 static bool security_filter(const char *type)
@@ -287,6 +336,10 @@ static void *filters(const hcm_pb *h, struct sk_hcm_config *hc, char *err, size_
 			/* an uncompressed response is always a valid answer (Istio puts brotli, zstd
 			 * and gzip on its 15090 stats listener) */
 			hc->compressors++;
+		} else if (strcmp(type, "istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig") == 0) {
+			if (f->typed_config != NULL && (why = parse_alpn(f->typed_config, hc)) != NULL)
+				return hfail(err, errlen, "http_filters[%zu] (%s): %s", i, name, why);
+			hc->alpn_filter = true;
 		} else if (strcmp(type, "envoy.extensions.filters.http.cors.v3.Cors") == 0) {
 			hc->cors = true;
 			hc->cors_first = !hc->fault;
@@ -417,8 +470,8 @@ int sk_h2_options_from_pb(struct sk_h2_options *o, const Envoy__Config__Core__V3
 
 static void *refuse_fields(const hcm_pb *h, char *err, size_t errlen)
 {
-	if (h->forward_client_cert_details != HCM(FORWARD_CLIENT_CERT_DETAILS__SANITIZE))
-		return hfail(err, errlen, "forward_client_cert_details: only SANITIZE is supported until mTLS");
+	if ((unsigned)h->forward_client_cert_details > SK_XFCC_ALWAYS_FORWARD_ONLY)
+		return hfail(err, errlen, "forward_client_cert_details: unknown value %d", h->forward_client_cert_details);
 	if (h->request_id_extension != NULL && h->request_id_extension->typed_config != NULL) {
 		char type[256];
 
@@ -528,6 +581,17 @@ struct sk_hcm_config *sk_hcm_config_from_pb(const hcm_pb *h, char *err, size_t e
 	hc->use_remote_address = h->use_remote_address && h->use_remote_address->value;
 	hc->xff_num_trusted_hops = h->xff_num_trusted_hops;
 	hc->skip_xff_append = h->skip_xff_append;
+	hc->xfcc = (enum sk_xfcc_mode)h->forward_client_cert_details;
+	if (h->set_current_client_cert_details != NULL) {
+		const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__SetCurrentClientCertDetails
+			*d = h->set_current_client_cert_details;
+
+		hc->xfcc_subject = d->subject != NULL && d->subject->value;
+		hc->xfcc_cert = d->cert;
+		hc->xfcc_chain = d->chain;
+		hc->xfcc_dns = d->dns;
+		hc->xfcc_uri = d->uri;
+	}
 	hc->generate_request_id = h->generate_request_id == NULL || h->generate_request_id->value;
 	hc->preserve_external_request_id = h->preserve_external_request_id;
 	hc->always_set_request_id_in_response = h->always_set_request_id_in_response;

@@ -59,6 +59,17 @@ struct sk_route_fault {
 	struct sk_fault fault;
 };
 
+/* forward_client_cert_details, Envoy's values */
+enum sk_xfcc_mode {
+	SK_XFCC_SANITIZE = 0,
+	SK_XFCC_FORWARD_ONLY = 1,
+	SK_XFCC_APPEND_FORWARD = 2,
+	SK_XFCC_SANITIZE_SET = 3,
+	SK_XFCC_ALWAYS_FORWARD_ONLY = 4,
+};
+
+enum { SK_ALPN_HTTP10, SK_ALPN_HTTP11, SK_ALPN_HTTP2 };
+
 struct sk_hcm_config {
 	char *stat_prefix;                    /* http.<stat_prefix>.* */
 	enum sk_hcm_codec codec;              /* AUTO: HTTP/2 by preface (h2c) or ALPN, else HTTP/1.1 */
@@ -105,6 +116,13 @@ struct sk_hcm_config {
 	unsigned per_route_faults;            /* routes/vhosts/weighted clusters carrying a fault config */
 	struct sk_route_fault *route_faults;  /* per_route_faults of them, applied when fault is present */
 	unsigned per_route_cors;              /* ... a CORS policy (applied when cors is set) */
+	/* x-forwarded-client-cert (forward_client_cert_details, set_current_client_cert_details) */
+	enum sk_xfcc_mode xfcc;
+	bool xfcc_subject, xfcc_cert, xfcc_chain, xfcc_dns, xfcc_uri;
+	/* istio.alpn: the ALPN a TLS upstream connection offers per upstream HTTP version
+	 * (comma joined, index SK_ALPN_HTTP10/11/2; "" keeps the cluster's alpn_protocols) */
+	bool alpn_filter;
+	char alpn_override[3][64];
 	/* upgrade_configs: the upgrade types (websocket, ...) this HCM tunnels; enabled false
 	 * means only on routes whose own upgrade_configs enable it */
 	size_t n_upgrades;

@@ -324,6 +324,7 @@ static int translate_chain(const Envoy__Config__Listener__V3__FilterChain *fc, s
 		if (sk_tls_transport_socket_translate(fc->transport_socket, false, &out->tls_ctx, why, sizeof(why)) < 0)
 			return lfail(err, errlen, "%s.transport_socket: %s", where, why);
 		out->tls = out->tls_ctx != NULL;
+		out->tls_timeout = sk_duration_seconds(fc->transport_socket_connect_timeout, 0);
 	}
 	for (i = 0; i < fc->n_filters; i++) {
 		const Envoy__Config__Listener__V3__Filter *f = fc->filters[i];

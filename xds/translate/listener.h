@@ -48,6 +48,8 @@ struct sk_filter_chain_config {
 	struct sk_hcm_config *hcm;            /* owned; set when http */
 	bool tls;                             /* transport_socket is TLS ... */
 	struct sk_tls_context_config *tls_ctx; /* ... its DownstreamTlsContext (owned) */
+	double tls_timeout;                   /* transport_socket_connect_timeout, seconds; 0: skiff's
+					       * own bound (10 s) */
 	unsigned observe_only;                /* filters accepted without effect (istio.stats, ...) */
 };
 

@@ -136,9 +136,31 @@ static void test_istio_shapes(void)
 		ROUTER));
 	CHECK(hc != NULL);
 	if (hc) {
-		CHECK(hc->observe_only == 5);
+		CHECK(hc->observe_only == 4);
 		CHECK(hc->cors && hc->fault);
+		CHECK(hc->alpn_filter && hc->alpn_override[SK_ALPN_HTTP11][0] == '\0');
 	}
+	sk_hcm_config_free(hc);
+
+	/* istio.alpn as Istio sends it: the lists per upstream HTTP version */
+	hc = hcm(WITH_FILTERS(
+		"{\"name\":\"istio.alpn\",\"typed_config\":{\"@type\":\"type.googleapis.com/istio.envoy.config.filter."
+		"http.alpn.v2alpha1.FilterConfig\",\"alpn_override\":[{\"alpn_override\":[\"istio-http/1.0\",\"istio\"]},"
+		"{\"upstream_protocol\":\"HTTP11\",\"alpn_override\":[\"istio-http/1.1\",\"istio\"]},"
+		"{\"upstream_protocol\":\"HTTP2\",\"alpn_override\":[\"istio-h2\",\"istio\"]}]}}," ROUTER));
+	CHECK(hc != NULL);
+	if (hc) {
+		CHECK(hc->alpn_filter);
+		CHECK_STR(hc->alpn_override[SK_ALPN_HTTP10], "istio-http/1.0,istio");
+		CHECK_STR(hc->alpn_override[SK_ALPN_HTTP11], "istio-http/1.1,istio");
+		CHECK_STR(hc->alpn_override[SK_ALPN_HTTP2], "istio-h2,istio");
+	}
+	sk_hcm_config_free(hc);
+	hc = hcm(WITH_FILTERS(
+		"{\"name\":\"istio.alpn\",\"typed_config\":{\"@type\":\"type.googleapis.com/istio.envoy.config.filter."
+		"http.alpn.v2alpha1.FilterConfig\",\"alpn_override\":[{\"alpn_override\":[\"a,b\"]}]}}," ROUTER));
+	CHECK(hc == NULL);
+	CHECK_CONTAINS(err, "http_filters[0] (istio.alpn): alpn_override: a protocol name");
 	sk_hcm_config_free(hc);
 
 	/* per-route fault configs: translated (applied by http_conn) */
@@ -352,7 +374,23 @@ static void test_refusals(void)
 		}
 	}
 	refused("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],\"forward_client_cert_details\":"
-		"\"APPEND_FORWARD\"}", "forward_client_cert_details: only SANITIZE");
+		"9}", "forward_client_cert_details: unknown value 9");
+	{
+		/* Istio's inbound HCM: append this hop's element with the subject, URI and DNS */
+		struct sk_hcm_config *c = hcm("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "],"
+					      "\"forward_client_cert_details\":\"APPEND_FORWARD\","
+					      "\"set_current_client_cert_details\":{\"subject\":true,\"dns\":true,\"uri\":true}}");
+
+		CHECK(c != NULL);
+		if (c) {
+			CHECK(c->xfcc == SK_XFCC_APPEND_FORWARD);
+			CHECK(c->xfcc_subject && c->xfcc_dns && c->xfcc_uri && !c->xfcc_cert && !c->xfcc_chain);
+		}
+		sk_hcm_config_free(c);
+		c = hcm("{\"stat_prefix\":\"p\"," ROUTES ",\"http_filters\":[" ROUTER "]}");
+		CHECK(c && c->xfcc == SK_XFCC_SANITIZE);
+		sk_hcm_config_free(c);
+	}
 	refused("{\"stat_prefix\":\"p\",\"route_config\":{\"virtual_hosts\":[{\"name\":\"b\",\"domains\":[\"*\"],"
 		"\"routes\":[{\"match\":{\"safe_regex\":{\"regex\":\"(a)\\\\1\"}},\"route\":{\"cluster\":\"c\"}}]}]},"
 		"\"http_filters\":[" ROUTER "]}", "route_config: ");
