@@ -14,8 +14,9 @@
 #                 (http-reuse always) -> bind ... ssl crt ca-file verify required -> backend
 # Certificates: tests/tls/ca.sh (EC P-256, Istio's SPIFFE URI SANs; the server's also has the
 # DNS SAN server.default.svc, which nginx and HAProxy verify: they cannot match URI SANs).
-# MTLS_INBOUND: the server sidecar's inbound filter chain, "tcp" (tcp_proxy, the default) or
-# "hcm" (http_connection_manager + router: TLS terminated on an HTTP chain).
+# MTLS_INBOUND: the server sidecar's inbound filter chain, "hcm" (http_connection_manager +
+# router: TLS terminated on an HTTP chain, as Istio's inbound HTTP ports; the default) or
+# "tcp" (tcp_proxy: TLS terminated on an L4 chain, as Istio's inbound TCP ports).
 # Every proxy runs one worker/thread; all proxies (both sides of a pair) are pinned to CPU 1,
 # the load tool (bench/tools/l7load.c) and the backend to CPU 0.
 #   latency      open loop at MTLS_RATE req/s (default 1000) over MTLS_CONNS (16) connections,
@@ -37,7 +38,7 @@ out=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 skiff=$build/proxy/skiff
 load=$build/bench/l7load
-INBOUND=${MTLS_INBOUND:-tcp}
+INBOUND=${MTLS_INBOUND:-hcm}
 CONNS=${MTLS_CONNS:-16}
 RATE=${MTLS_RATE:-1000}
 RATE_DURATION=${MTLS_RATE_DURATION:-10}
@@ -463,6 +464,11 @@ done
 hs_client1=$(stat_of "$c_admin" "cluster.outbound|$in_mtls||server.mtls.ssl.handshake")
 hs_server1=$(stat_of "$s_admin" "listener.in_mtls.ssl.handshake")
 rq_mtls=$(stat_of "$c_admin" "http.out_mtls.downstream_rq_total")
+rq_in=$(stat_of "$s_admin" "http.in_mtls.downstream_rq_total") # 0 with a tcp_proxy inbound
+if [ "$INBOUND" = hcm ] && [ "${rq_in:-0}" -lt 1 ]; then
+	echo "mtls.sh: the server sidecar's HCM inbound over TLS counted no request" >&2
+	exit 1
+fi
 
 # ---------------------------------------------------------------- report
 echo "mtls: $(date +%T) done" >&2
@@ -475,12 +481,12 @@ labels=$(for s in "${setups[@]}"; do printf '%s\t%s\n' "$s" "${label[$s]}"; done
 section=$work/mtls.md
 python3 - "$work" "$section" "$(getconf CLK_TCK)" "$labels" "$pinning" "$INBOUND" "$CONNS" "$RATE" \
 	"$RATE_DURATION" "$DURATION" "$ROUNDS" "$HS_SECS" "$envs" "$(date -u +%Y-%m-%d)" "$rev" "$load0" \
-	"$(cut -d' ' -f1 /proc/loadavg)" "$RT" "$hs_client1" "$hs_server1" "$rq_mtls" \
+	"$(cut -d' ' -f1 /proc/loadavg)" "$RT" "$hs_client1" "$hs_server1" "$rq_mtls" "$rq_in" \
 	"$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r)" \
 	"$(openssl version | cut -d' ' -f1-2)" <<'PY'
 import re, statistics, sys
 (work, out, hz, labels, pinning, inbound, conns, rate, rate_dur, dur, rounds, hs_secs, envs, date, rev,
- load0, load1, rt, hs_c, hs_s, rq_mtls, machine, sslver) = sys.argv[1:]
+ load0, load1, rt, hs_c, hs_s, rq_mtls, rq_in, machine, sslver) = sys.argv[1:]
 hz = int(hz)
 label = dict(l.split("\t", 1) for l in labels.splitlines())
 order = list(label)
@@ -515,8 +521,8 @@ for s in order:
                 errors=sum(r["errors"] for r in c + q), late=sum(r["late"] for r in q))
 d99 = A["direct"]["p99"]
 d50 = A["direct"]["p50"]
-inb = ("`tcp_proxy` (TLS terminated on an L4 chain; the HTTP (HCM) inbound chain over TLS is not merged yet: "
-       "MTLS_INBOUND=hcm switches to it)" if inbound == "tcp" else "`http_connection_manager` + router (TLS terminated on an HTTP chain)")
+inb = ("`tcp_proxy` (MTLS_INBOUND=tcp: TLS terminated on an L4 chain)" if inbound == "tcp" else
+       "`http_connection_manager` (codec AUTO) + router to the app's cluster: TLS terminated on an HTTP chain (MTLS_INBOUND=hcm, the default)")
 o = ["## mTLS\n"]
 o.append(f"Command: `{envs}bench/mtls.sh build` (also run by `./run bench`), {date}, skiff at {rev}, {machine}, "
          f"release build, {sslver}. Load tool: bench/tools/l7load.c.\n")
@@ -590,7 +596,7 @@ o.append("")
 o.append(f"skiff's mTLS pair did TLS for real: the client sidecar counted {hs_c} upstream TLS handshakes "
          f"(`cluster.<mtls cluster>.ssl.handshake`: its pooled connections, reused across requests) and "
          f"{rq_mtls} requests; the server sidecar's TLS listener {hs_s} handshakes (`listener.in_mtls.ssl.handshake`, "
-         "s_time's included). Before measuring, each server sidecar's TLS port refused curl without a client "
+         "s_time's included)" + (f" and its HCM over TLS {rq_in} requests (`http.in_mtls.downstream_rq_total`)" if inbound == "hcm" else "") + ". Before measuring, each server sidecar's TLS port refused curl without a client "
          "certificate and answered curl with one. Load average (1 min) at the start and end of this run: "
          f"{load0} / {load1}. This 2-vCPU VM is shared with other sessions: compare setups within one run.\n")
 open(out, "w").write("\n".join(o))
