@@ -1,7 +1,9 @@
 /* secrets: the TLS secrets skiff holds — bootstrap static_resources.secrets and secrets
  * delivered by SDS (StreamSecrets / DeltaSecrets over a gRPC cluster such as Istio's
- * `sds-grpc`), translated (xds/translate/tls.h) and checked (sk_tls_secret_check) before they
- * replace what was there. A name subscribed and not yet received is warming, as in Envoy.
+ * `sds-grpc`, or on the server's ADS stream), translated (xds/translate/tls.h) and checked
+ * (sk_tls_secret_check) before they replace what was there. A name subscribed and not yet
+ * received is warming, as in Envoy; the static and dynamic clusters and listeners that name
+ * it subscribe it (dynamic ones also warm until it arrives: proxy/server/xds_config.h).
  *
  * One per server (s->secrets), main thread only. The store owns every secret; what
  * sk_secrets_get returns is borrowed until the next update is applied (take a reference with

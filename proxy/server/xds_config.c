@@ -1202,7 +1202,6 @@ static int apply_clusters(struct sk_xds_config *x, struct sk_ads_update *u, char
 	for (i = 0; i < n_fresh; i++) {
 		struct dcluster *e = fresh[i];
 		struct dcla *known;
-
 		double wait = 0;
 		const char *first = NULL;
 		size_t missing = sds_missing_cluster(x, e->c->config, &wait, &first);
@@ -1384,16 +1383,14 @@ static int apply_listeners(struct sk_xds_config *x, struct sk_ads_update *u, cha
 	change_commit(x, K_LISTENER, &ch);
 	for (i = 0; i < n_fresh; i++) {
 		struct dlistener *e = fresh[i];
-		size_t k;
+		double wait = 0;
+		const char *first = NULL;
+		size_t k, missing = sds_missing_listener(x, e->l->cfg, &wait, &first);
 
 		if (e->prev)
 			modified++;
 		else
 			added++;
-		double wait = 0;
-		const char *first = NULL;
-		size_t missing = sds_missing_listener(x, e->l->cfg, &wait, &first);
-
 		sk_stat_inc(s->shard, x->st.listener_create_success);
 		sds_begin(x, "listener", e->r.name, missing, wait, first, &e->sds_wait, &e->sds_since,
 			  &e->sds_deadline);

@@ -16,7 +16,8 @@
 #   4. SDS over ADS (sds_config `ads: {}`): secrets asked for on the ADS stream itself; a
 #      second mTLS pair warms until they come, then passes; a bad secret is NACKed naming it,
 #      and the previous version keeps serving
-# Every wait is bounded.
+# All of it twice: ADS in SotW and in Delta (the SDS stream is SotW, as pilot-agent's).
+# Every wait is bounded. SDS_DYNAMIC_KEEP=PREFIX keeps the logs.
 . "$(dirname "$0")/lib.sh"
 
 require_tools curl jq python3 openssl || {
@@ -35,10 +36,6 @@ if [ ! -x "$SERVER" ]; then
 	exit 1
 fi
 
-SOCK="$TMP/xds.sock"
-SLOG="$TMP/server.log"
-SECRETS="$TMP/secrets.json"
-RES="$TMP/resources.json"
 CERTS="$TMP/certs"
 SECRET_TYPE=type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
 TD=spiffe://cluster.local
@@ -176,10 +173,7 @@ sds_ads() { # NAME: over the ADS stream
 	echo "{\"name\":\"$1\",\"sds_config\":{\"ads\":{},\"initial_fetch_timeout\":\"0s\",\"resource_api_version\":\"V3\"}}"
 }
 
-ports P_APP L_PROBE L_OUT L_IN L_NEVER L_OUT2 L_IN2
-ADMIN=$(free_port)
-CLUSTER="outbound|$L_IN||server.default.svc.cluster.local"
-CLUSTER2="outbound|$L_IN2||server-ads.default.svc.cluster.local"
+ports P_APP
 APP="inbound|$P_APP||"
 C=type.googleapis.com/envoy.config.cluster.v3.Cluster
 L=type.googleapis.com/envoy.config.listener.v3.Listener
@@ -247,11 +241,34 @@ write_resources() {
 }
 push() { kill -HUP "$SERVER_PID"; }
 
-cat >"$TMP/boot.json" <<EOF
+
+READY="$TMP/echo.ready"
+"$PYTHON3" "$TMP/h.py" serve "$READY" "$P_APP" >"$TMP/echo.log" 2>&1 &
+_T_PIDS+=($!)
+for i in $(seq 100); do
+	[ -e "$READY" ] && break
+	sleep 0.03
+done
+
+# run_mode NAME API_TYPE: the whole story with ADS in this mode (the SDS stream is SotW, as
+# pilot-agent's); its own skiff, server, ports and files.
+run_mode() {
+	M=$1
+	D="$TMP/$1"
+	mkdir -p "$D"
+	SOCK="$D/xds.sock"
+	SLOG="$D/server.log"
+	SECRETS="$D/secrets.json"
+	RES="$D/resources.json"
+	ports L_PROBE L_OUT L_IN L_NEVER L_OUT2 L_IN2 || return 1
+	ADMIN=$(free_port)
+	CLUSTER="outbound|$L_IN||server.default.svc.cluster.local"
+	CLUSTER2="outbound|$L_IN2||server-ads.default.svc.cluster.local"
+	cat >"$D/boot.json" <<EOF
 {"node": {"id": "sidecar~127.0.0.1~workload.default~default.svc.cluster.local", "cluster": "workload.default"},
  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $ADMIN}}},
  "dynamic_resources": {
-   "ads_config": {"api_type": "GRPC", "set_node_on_first_message_only": true, "transport_api_version": "V3",
+   "ads_config": {"api_type": "$2", "set_node_on_first_message_only": true, "transport_api_version": "V3",
      "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
    "cds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"},
    "lds_config": {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}},
@@ -269,175 +286,171 @@ cat >"$TMP/boot.json" <<EOF
      "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
      "explicit_http_config": {"http2_protocol_options": {}}}}}]}}
 EOF
-if ! jq -e . "$TMP/boot.json" >/dev/null; then
-	_t_fail "bootstrap" "invalid JSON"
-	summary
-	exit 1
-fi
+	if ! jq -e . "$D/boot.json" >/dev/null; then
+		_t_fail "$M: bootstrap" "invalid JSON"
+		return 1
+	fi
 
-READY="$TMP/echo.ready"
-"$PYTHON3" "$TMP/h.py" serve "$READY" "$P_APP" >"$TMP/echo.log" 2>&1 &
-_T_PIDS+=($!)
-for i in $(seq 100); do
-	[ -e "$READY" ] && break
-	sleep 0.03
-done
+	ROOTCA=$(secret ROOTCA validation "$CERTS/root.crt")
+	DEFAULT=$(secret default cert "$CERTS/w1-chain.crt" "$CERTS/w1.key")
+	ADS_ROOT=$(secret ads-root validation "$CERTS/root.crt")
+	ADS_CERT=$(secret ads-cert cert "$CERTS/w2-chain.crt" "$CERTS/w2.key")
+	ADS_CERT_BAD=$(secret ads-cert cert "$CERTS/w2-chain.crt" "$CERTS/w1.key") # key of another chain
 
-ROOTCA=$(secret ROOTCA validation "$CERTS/root.crt")
-DEFAULT=$(secret default cert "$CERTS/w1-chain.crt" "$CERTS/w1.key")
-ADS_ROOT=$(secret ads-root validation "$CERTS/root.crt")
-ADS_CERT=$(secret ads-cert cert "$CERTS/w2-chain.crt" "$CERTS/w2.key")
-ADS_CERT_BAD=$(secret ads-cert cert "$CERTS/w2-chain.crt" "$CERTS/w1.key") # key of another chain
+	PROBE=$(plain_listener probe "$L_PROBE" "$APP" "$D/probe.log" "probe")
+	OUT=$(plain_listener outbound "$L_OUT" "$CLUSTER" "$D/out.log" "%UPSTREAM_PEER_URI_SAN%")
+	IN=$(tls_listener inbound "$L_IN" "$(sds_grpc default)" "$(sds_grpc ROOTCA)" "$D/in.log" \
+		"%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION%")
+	IN_V2=$(tls_listener inbound "$L_IN" "$(sds_grpc default)" "$(sds_grpc ROOTCA)" "$D/in.log" \
+		"v2 %DOWNSTREAM_PEER_URI_SAN%")
+	NEVER=$(tls_listener never "$L_NEVER" "$(sds_grpc never 1s)" "$(sds_grpc ROOTCA)" "$D/never.log" "never")
+	MTLS=$(mtls_cluster "$CLUSTER" "$L_IN" server.default.svc.cluster.local "$(sds_grpc default)" "$(sds_grpc ROOTCA)")
+	OUT2=$(plain_listener outbound2 "$L_OUT2" "$CLUSTER2" "$D/out2.log" "%UPSTREAM_PEER_URI_SAN%")
+	IN2=$(tls_listener inbound2 "$L_IN2" "$(sds_ads ads-cert)" "$(sds_ads ads-root)" "$D/in2.log" \
+		"%DOWNSTREAM_PEER_URI_SAN%")
+	MTLS2=$(mtls_cluster "$CLUSTER2" "$L_IN2" server-ads.default.svc.cluster.local "$(sds_ads ads-cert)" \
+		"$(sds_ads ads-root)")
 
-PROBE=$(plain_listener probe "$L_PROBE" "$APP" "$TMP/probe.log" "probe")
-OUT=$(plain_listener outbound "$L_OUT" "$CLUSTER" "$TMP/out.log" "%UPSTREAM_PEER_URI_SAN%")
-IN=$(tls_listener inbound "$L_IN" "$(sds_grpc default)" "$(sds_grpc ROOTCA)" "$TMP/in.log" \
-	"%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION%")
-IN_V2=$(tls_listener inbound "$L_IN" "$(sds_grpc default)" "$(sds_grpc ROOTCA)" "$TMP/in.log" \
-	"v2 %DOWNSTREAM_PEER_URI_SAN%")
-NEVER=$(tls_listener never "$L_NEVER" "$(sds_grpc never 1s)" "$(sds_grpc ROOTCA)" "$TMP/never.log" "never")
-MTLS=$(mtls_cluster "$CLUSTER" "$L_IN" server.default.svc.cluster.local "$(sds_grpc default)" "$(sds_grpc ROOTCA)")
-OUT2=$(plain_listener outbound2 "$L_OUT2" "$CLUSTER2" "$TMP/out2.log" "%UPSTREAM_PEER_URI_SAN%")
-IN2=$(tls_listener inbound2 "$L_IN2" "$(sds_ads ads-cert)" "$(sds_ads ads-root)" "$TMP/in2.log" \
-	"%DOWNSTREAM_PEER_URI_SAN%")
-MTLS2=$(mtls_cluster "$CLUSTER2" "$L_IN2" server-ads.default.svc.cluster.local "$(sds_ads ads-cert)" \
-	"$(sds_ads ads-root)")
+	# ======================================================================= 0. LIVE, no secret named
 
-# ======================================================================= 0. LIVE, no secret named
+	write_secrets "$ROOTCA"
+	write_resources "$(app_cluster)" "$PROBE" || {
+		_t_fail "$M: resources" "jq failed"
+		return 1
+	}
+	"$SERVER" --listen "unix:$SOCK" --log "$SLOG" "$RES" "$SECRETS" >>"$D/server.err" 2>&1 &
+	SERVER_PID=$!
+	_T_PIDS+=("$SERVER_PID")
+	if ! wait_line "$SLOG" '^READY listen=unix:' 5; then
+		_t_fail "$M: xDS server ready" "$(tail -n 5 "$D/server.err")"
+		return 1
+	fi
+	start_skiff -c "$D/boot.json" --concurrency 2
+	if ! wait_admin "$ADMIN"; then
+		_t_fail "$M: skiff starts" "$(tail -n 20 "$SKIFF_LOG")"
+		return 1
+	fi
+	check_stat server.state 0
+	check_eq "$M: 0: the probe listener serves" "$(until_line "$L_PROBE" probe-0 5)" probe-0
+	check_eq "$M: 0: no SDS stream without a secret named" "$(grep -c 'method=/envoy.service.secret' "$SLOG")" 0
 
-write_secrets "$ROOTCA"
-write_resources "$(app_cluster)" "$PROBE" || {
-	_t_fail "resources" "jq failed"
-	summary
-	exit 1
+	# ======================================================================= 1. warming
+
+	write_resources "$(app_cluster)" "$MTLS" "$PROBE" "$OUT" "$IN" "$NEVER"
+	push
+	check_stat cluster_manager.cds.update_success 2
+	check_stat listener_manager.lds.update_success 2
+	check_stat cluster_manager.warming_clusters 1
+	# ROOTCA comes again with each response of the multiplexed SDS stream (same bytes)
+	check_range "$M: 1: ROOTCA accepted (sds.ROOTCA.update_success)" "$(stat sds.ROOTCA.update_success)" 1 5
+	export WANT_CLUSTER="$CLUSTER"
+	check_eq "$M: 1: /config_dump lists the mTLS cluster in dynamic_warming_clusters" "$(until_jq 3 \
+		'.configs[] | select(."@type" | test("ClustersConfigDump")) | .dynamic_warming_clusters // [] | map(.cluster.name) | index(env.WANT_CLUSTER) != null')" true
+	check_eq "$M: 1: /config_dump: the inbound listener has a warming_state" "$(until_jq 3 \
+		'.configs[] | select(."@type" | test("ListenersConfigDump")) | .dynamic_listeners[] | select(.name == "inbound") | has("warming_state") and (has("active_state") | not)')" true
+	check_eq "$M: 1: /config_dump: 'default' is a warming secret" "$(until_jq 3 \
+		'.configs[] | select(."@type" | test("SecretsConfigDump")) | .dynamic_warming_secrets // [] | map(.name) | index("default") != null')" true
+	# the `never` listener waits 1 s (its initial_fetch_timeout), then goes active without it
+	check_eq "$M: 1: the listener naming a secret that never comes goes active at its initial_fetch_timeout" "$(until_jq 5 \
+		'.configs[] | select(."@type" | test("ListenersConfigDump")) | .dynamic_listeners[] | select(.name == "never") | has("active_state")')" true
+	check_stat listener_manager.total_listeners_warming 1
+	r=$(pyh line "$L_IN" plain-to-warming)
+	check_eq "$M: 1: the warming listener's port refuses connections" "$r" REFUSED
+	r=$(pyh line "$L_NEVER" to-never)
+	check_match "$M: 1: the timed-out listener accepts, then closes for lack of a context ($r)" "$r" '^(CLOSED|RESET)$'
+	r=$(pyh line "$L_OUT" while-cluster-warms)
+	check_match "$M: 1: the outbound listener is up but its cluster is not there yet ($r)" "$r" '^(CLOSED|RESET)$'
+	check_eq "$M: 1: the probe listener still serves" "$(pyh line "$L_PROBE" probe-1)" probe-1
+	check_contains "$M: 1: the warming is logged" "$(cat "$SKIFF_LOG")" "listener 'inbound': warming until SDS secret"
+	check_match "$M: 1: skiff asked sds-grpc for default (a dynamic resource names it)" "$(cat "$SLOG")" \
+		"REQUEST .*type=$SECRET_TYPE.*default"
+
+	# ======================================================================= 2. default arrives
+
+	write_secrets "$ROOTCA" "$DEFAULT"
+	push
+	check_stat sds.default.update_success 1
+	check_stat cluster_manager.warming_clusters 0
+	check_stat listener_manager.total_listeners_warming 0
+	check_eq "$M: 2: a line crosses outbound -> mTLS (dynamic cluster, SDS) -> inbound (dynamic listener) -> app" \
+		"$(until_line "$L_OUT" over-dynamic-mtls 5)" over-dynamic-mtls
+	wait_line "$D/in.log" . 3
+	check_eq "$M: 2: the server side logs the client's SPIFFE id" "$(tail -n 1 "$D/in.log" 2>/dev/null)" \
+		"$TD/ns/default/sa/workload TLSv1.3"
+	wait_line "$D/out.log" . 3
+	check_eq "$M: 2: the client side logs the server's SPIFFE id" "$(tail -n 1 "$D/out.log" 2>/dev/null)" \
+		"$TD/ns/default/sa/workload"
+	check_eq "$M: 2: /config_dump: no warming cluster left" "$(until_jq 3 \
+		'.configs[] | select(."@type" | test("ClustersConfigDump")) | has("dynamic_warming_clusters") | not')" true
+
+	# ======================================================================= 3. update with the secrets present
+
+	write_resources "$(app_cluster)" "$MTLS" "$PROBE" "$OUT" "$IN_V2" "$NEVER"
+	push
+	check_stat listener_manager.lds.update_success 3
+	check_stat listener_manager.listener_modified 1
+	check_stat listener_manager.total_listeners_warming 0
+	check_eq "$M: 3: the updated listener never warmed (one warming line for 'inbound', from step 1)" \
+		"$(grep -c "listener 'inbound': warming until" "$SKIFF_LOG")" 1
+	check_eq "$M: 3: traffic passes on the updated listener at once" "$(pyh line "$L_OUT" after-update)" after-update
+	wait_line "$D/in.log" '^v2 ' 3
+	check_eq "$M: 3: the new listener version served it" "$(tail -n 1 "$D/in.log" 2>/dev/null)" \
+		"v2 $TD/ns/default/sa/workload"
+
+	# ======================================================================= 4. SDS over ADS
+
+	write_secrets "$ROOTCA" "$DEFAULT" "$ADS_ROOT"
+	write_resources "$(app_cluster)" "$MTLS" "$MTLS2" "$PROBE" "$OUT" "$IN_V2" "$NEVER" "$OUT2" "$IN2"
+	push
+	check_stat sds.ads-root.update_success 1
+	check_stat cluster_manager.warming_clusters 1
+	check_stat listener_manager.total_listeners_warming 1
+	# the REQUEST lines of the ADS streams (STREAM lines say each stream's method)
+	ads_requests() {
+		awk '$1 == "STREAM" && $3 ~ /AggregatedDiscoveryService/ { ads[$2] = 1 }
+		     $1 == "REQUEST" && ($2 in ads) { print }' "$SLOG"
+	}
+	check_match "$M: 4: the secrets are asked for on the ADS stream" "$(ads_requests)" "type=$SECRET_TYPE .*ads-cert"
+	check_not_contains "$M: 4: ... and not on an SDS stream" "$(grep -v 'AggregatedDiscoveryService' "$SLOG" |
+		awk '$1 == "STREAM" { m[$2] = $3 } $1 == "REQUEST" && m[$2] ~ /SecretDiscovery/ { print }')" ads-cert
+	check_eq "$M: 4: the warming listener's port refuses connections" "$(pyh line "$L_IN2" too-early)" REFUSED
+
+	write_secrets "$ROOTCA" "$DEFAULT" "$ADS_ROOT" "$ADS_CERT"
+	push
+	check_stat sds.ads-cert.update_success 1
+	check_stat cluster_manager.warming_clusters 0
+	check_stat listener_manager.total_listeners_warming 0
+	check_eq "$M: 4: a line crosses the pair whose secrets came over ADS" "$(until_line "$L_OUT2" over-ads-sds 5)" over-ads-sds
+	wait_line "$D/in2.log" . 3
+	check_eq "$M: 4: the server side logs the client's SPIFFE id (ADS certificate)" "$(tail -n 1 "$D/in2.log" 2>/dev/null)" \
+		"$TD/ns/default/sa/workload-ads"
+	check_eq "$M: 4: the first pair still passes" "$(pyh line "$L_OUT" first-pair)" first-pair
+
+	write_secrets "$ROOTCA" "$DEFAULT" "$ADS_ROOT" "$ADS_CERT_BAD"
+	push
+	check_stat sds.ads-cert.update_rejected 1
+	if wait_line "$SLOG" "NACK .*type=$SECRET_TYPE.*error_detail=.*secret 'ads-cert'" 5; then
+		_t_ok "$M: 4: the bad secret is NACKed on the ADS stream, naming it"
+	else
+		_t_fail "$M: 4: the bad secret is NACKed on the ADS stream, naming it" "$(grep NACK "$SLOG" | tail -n 3)"
+	fi
+	check_stat cluster_manager.cds.update_rejected 0
+	check_stat listener_manager.lds.update_rejected 0
+	check_eq "$M: 4: the previous ads-cert keeps serving" "$(pyh line "$L_OUT2" after-nack)" after-nack
+
+	kill -TERM "$SKIFF_PID"
+	if wait_exit "$SKIFF_PID" 5; then
+		check_eq "$M: skiff exits cleanly" "$EXIT_CODE" 0
+	else
+		_t_fail "$M: skiff exits" "still running after SIGTERM"
+	fi
+	[ -n "${SDS_DYNAMIC_KEEP:-}" ] && cp "$SKIFF_LOG" "$SDS_DYNAMIC_KEEP.$M.skiff.log" &&
+		cp "$SLOG" "$SDS_DYNAMIC_KEEP.$M.server.log"
+	kill -TERM "$SERVER_PID" 2>/dev/null
+	wait_exit "$SERVER_PID" 5 || kill -KILL "$SERVER_PID" 2>/dev/null
+	return 0
 }
-"$SERVER" --listen "unix:$SOCK" --log "$SLOG" "$RES" "$SECRETS" >>"$TMP/server.err" 2>&1 &
-SERVER_PID=$!
-_T_PIDS+=("$SERVER_PID")
-if ! wait_line "$SLOG" '^READY listen=unix:' 5; then
-	_t_fail "xDS server ready" "$(tail -n 5 "$TMP/server.err")"
-	summary
-	exit 1
-fi
-start_skiff -c "$TMP/boot.json" --concurrency 2
-if ! wait_admin "$ADMIN"; then
-	_t_fail "skiff starts" "$(tail -n 20 "$SKIFF_LOG")"
-	summary
-	exit 1
-fi
-check_stat server.state 0
-check_eq "0: the probe listener serves" "$(until_line "$L_PROBE" probe-0 5)" probe-0
-check_eq "0: no SDS stream without a secret named" "$(grep -c 'method=/envoy.service.secret' "$SLOG")" 0
 
-# ======================================================================= 1. warming
-
-write_resources "$(app_cluster)" "$MTLS" "$PROBE" "$OUT" "$IN" "$NEVER"
-push
-check_stat cluster_manager.cds.update_success 2
-check_stat listener_manager.lds.update_success 2
-check_stat cluster_manager.warming_clusters 1
-# ROOTCA comes again with each response of the multiplexed SDS stream (same bytes)
-check_range "1: ROOTCA accepted (sds.ROOTCA.update_success)" "$(stat sds.ROOTCA.update_success)" 1 5
-export WANT_CLUSTER="$CLUSTER"
-check_eq "1: /config_dump lists the mTLS cluster in dynamic_warming_clusters" "$(until_jq 3 \
-	'.configs[] | select(."@type" | test("ClustersConfigDump")) | .dynamic_warming_clusters // [] | map(.cluster.name) | index(env.WANT_CLUSTER) != null')" true
-check_eq "1: /config_dump: the inbound listener has a warming_state" "$(until_jq 3 \
-	'.configs[] | select(."@type" | test("ListenersConfigDump")) | .dynamic_listeners[] | select(.name == "inbound") | has("warming_state") and (has("active_state") | not)')" true
-check_eq "1: /config_dump: 'default' is a warming secret" "$(until_jq 3 \
-	'.configs[] | select(."@type" | test("SecretsConfigDump")) | .dynamic_warming_secrets // [] | map(.name) | index("default") != null')" true
-# the `never` listener waits 1 s (its initial_fetch_timeout), then goes active without it
-check_eq "1: the listener naming a secret that never comes goes active at its initial_fetch_timeout" "$(until_jq 5 \
-	'.configs[] | select(."@type" | test("ListenersConfigDump")) | .dynamic_listeners[] | select(.name == "never") | has("active_state")')" true
-check_stat listener_manager.total_listeners_warming 1
-r=$(pyh line "$L_IN" plain-to-warming)
-check_eq "1: the warming listener's port refuses connections" "$r" REFUSED
-r=$(pyh line "$L_NEVER" to-never)
-check_match "1: the timed-out listener accepts, then closes for lack of a context ($r)" "$r" '^(CLOSED|RESET)$'
-r=$(pyh line "$L_OUT" while-cluster-warms)
-check_match "1: the outbound listener is up but its cluster is not there yet ($r)" "$r" '^(CLOSED|RESET)$'
-check_eq "1: the probe listener still serves" "$(pyh line "$L_PROBE" probe-1)" probe-1
-check_contains "1: the warming is logged" "$(cat "$SKIFF_LOG")" "listener 'inbound': warming until SDS secret"
-check_match "1: skiff asked sds-grpc for default (a dynamic resource names it)" "$(cat "$SLOG")" \
-	"REQUEST .*type=$SECRET_TYPE.*default"
-
-# ======================================================================= 2. default arrives
-
-write_secrets "$ROOTCA" "$DEFAULT"
-push
-check_stat sds.default.update_success 1
-check_stat cluster_manager.warming_clusters 0
-check_stat listener_manager.total_listeners_warming 0
-check_eq "2: a line crosses outbound -> mTLS (dynamic cluster, SDS) -> inbound (dynamic listener) -> app" \
-	"$(until_line "$L_OUT" over-dynamic-mtls 5)" over-dynamic-mtls
-wait_line "$TMP/in.log" . 3
-check_eq "2: the server side logs the client's SPIFFE id" "$(tail -n 1 "$TMP/in.log" 2>/dev/null)" \
-	"$TD/ns/default/sa/workload TLSv1.3"
-wait_line "$TMP/out.log" . 3
-check_eq "2: the client side logs the server's SPIFFE id" "$(tail -n 1 "$TMP/out.log" 2>/dev/null)" \
-	"$TD/ns/default/sa/workload"
-check_eq "2: /config_dump: no warming cluster left" "$(until_jq 3 \
-	'.configs[] | select(."@type" | test("ClustersConfigDump")) | has("dynamic_warming_clusters") | not')" true
-
-# ======================================================================= 3. update with the secrets present
-
-write_resources "$(app_cluster)" "$MTLS" "$PROBE" "$OUT" "$IN_V2" "$NEVER"
-push
-check_stat listener_manager.lds.update_success 3
-check_stat listener_manager.listener_modified 1
-check_stat listener_manager.total_listeners_warming 0
-check_eq "3: the updated listener never warmed (one warming line for 'inbound', from step 1)" \
-	"$(grep -c "listener 'inbound': warming until" "$SKIFF_LOG")" 1
-check_eq "3: traffic passes on the updated listener at once" "$(pyh line "$L_OUT" after-update)" after-update
-wait_line "$TMP/in.log" '^v2 ' 3
-check_eq "3: the new listener version served it" "$(tail -n 1 "$TMP/in.log" 2>/dev/null)" \
-	"v2 $TD/ns/default/sa/workload"
-
-# ======================================================================= 4. SDS over ADS
-
-write_secrets "$ROOTCA" "$DEFAULT" "$ADS_ROOT"
-write_resources "$(app_cluster)" "$MTLS" "$MTLS2" "$PROBE" "$OUT" "$IN_V2" "$NEVER" "$OUT2" "$IN2"
-push
-check_stat sds.ads-root.update_success 1
-check_stat cluster_manager.warming_clusters 1
-check_stat listener_manager.total_listeners_warming 1
-# the REQUEST lines of the ADS streams (STREAM lines say each stream's method)
-ads_requests() {
-	awk '$1 == "STREAM" && $3 ~ /AggregatedDiscoveryService/ { ads[$2] = 1 }
-	     $1 == "REQUEST" && ($2 in ads) { print }' "$SLOG"
-}
-check_match "4: the secrets are asked for on the ADS stream" "$(ads_requests)" "type=$SECRET_TYPE .*ads-cert"
-check_not_contains "4: ... and not on an SDS stream" "$(grep -v 'AggregatedDiscoveryService' "$SLOG" |
-	awk '$1 == "STREAM" { m[$2] = $3 } $1 == "REQUEST" && m[$2] ~ /SecretDiscovery/ { print }')" ads-cert
-check_eq "4: the warming listener's port refuses connections" "$(pyh line "$L_IN2" too-early)" REFUSED
-
-write_secrets "$ROOTCA" "$DEFAULT" "$ADS_ROOT" "$ADS_CERT"
-push
-check_stat sds.ads-cert.update_success 1
-check_stat cluster_manager.warming_clusters 0
-check_stat listener_manager.total_listeners_warming 0
-check_eq "4: a line crosses the pair whose secrets came over ADS" "$(until_line "$L_OUT2" over-ads-sds 5)" over-ads-sds
-wait_line "$TMP/in2.log" . 3
-check_eq "4: the server side logs the client's SPIFFE id (ADS certificate)" "$(tail -n 1 "$TMP/in2.log" 2>/dev/null)" \
-	"$TD/ns/default/sa/workload-ads"
-check_eq "4: the first pair still passes" "$(pyh line "$L_OUT" first-pair)" first-pair
-
-write_secrets "$ROOTCA" "$DEFAULT" "$ADS_ROOT" "$ADS_CERT_BAD"
-push
-check_stat sds.ads-cert.update_rejected 1
-if wait_line "$SLOG" "NACK .*type=$SECRET_TYPE.*error_detail=.*secret 'ads-cert'" 5; then
-	_t_ok "4: the bad secret is NACKed on the ADS stream, naming it"
-else
-	_t_fail "4: the bad secret is NACKed on the ADS stream, naming it" "$(grep NACK "$SLOG" | tail -n 3)"
-fi
-check_stat cluster_manager.cds.update_rejected 0
-check_stat listener_manager.lds.update_rejected 0
-check_eq "4: the previous ads-cert keeps serving" "$(pyh line "$L_OUT2" after-nack)" after-nack
-
-kill -TERM "$SKIFF_PID"
-if wait_exit "$SKIFF_PID" 5; then
-	check_eq "skiff exits cleanly" "$EXIT_CODE" 0
-else
-	_t_fail "skiff exits" "still running after SIGTERM"
-fi
-[ -n "${SDS_DYNAMIC_KEEP:-}" ] && cp "$SKIFF_LOG" "$SDS_DYNAMIC_KEEP.skiff.log" && cp "$SLOG" "$SDS_DYNAMIC_KEEP.server.log"
+run_mode sotw GRPC
+run_mode delta DELTA_GRPC
 summary
