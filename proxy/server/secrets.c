@@ -38,12 +38,13 @@ struct sk_secret_version {
 	time_t first_expiry;       /* the earliest notAfter of its certificates; 0: none */
 };
 
-/* One SDS stream: a cluster and an API type. */
+/* One SDS stream: a cluster and an API type; or the server's ADS stream (ads_stream). */
 struct client {
 	struct sk_secrets *sec;
-	char *cluster;
+	char *cluster;             /* "ADS" for the ADS stream */
 	bool delta;
-	struct sk_ads *ads;
+	bool ads_stream;           /* secrets over ADS: the stream belongs to xds_config */
+	struct sk_ads *ads;        /* NULL for the ADS stream */
 };
 
 /* One secret name. */
@@ -70,6 +71,9 @@ struct sk_secrets {
 	size_t n_c;
 	struct watcher *w;
 	size_t n_w;
+	struct client *ads;        /* SDS over ADS, created with its first secret */
+	sk_secrets_ads_subscribe_fn ads_fn; /* how to change the ADS stream's Secret names */
+	void *ads_ctx;
 	sk_stat_id days_until_expiry;
 	bool started;              /* streams open as they are created (else: at the end of
 				    * sk_secrets_subscribe_bootstrap, one request for all names) */
@@ -433,6 +437,80 @@ static int client_resubscribe(struct sk_secrets *sec, struct client *c)
 	return rc;
 }
 
+/* Sends the ADS stream's Secret names (when the stream's owner has said how). */
+static int ads_resubscribe(struct sk_secrets *sec)
+{
+	const char **names;
+	size_t n = 0;
+	int rc;
+
+	if (sec->ads_fn == NULL || sec->ads == NULL)
+		return 0;
+	names = malloc((sec->n_e + 1) * sizeof(*names));
+	if (names == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sec->n_e; i++)
+		if (sec->e[i]->client == sec->ads)
+			names[n++] = sec->e[i]->name;
+	rc = sec->ads_fn(sec->ads_ctx, names, n);
+	free(names);
+	return rc;
+}
+
+static int subscribe_ads(struct sk_secrets *sec, struct entry *e, const struct sk_sds_ref *ref, char *err,
+			 size_t errlen)
+{
+	const sk_bootstrap_pb *b = sec->env.bootstrap;
+
+	if (e != NULL) {
+		if (sec->ads != NULL && e->client == sec->ads)
+			return 0;
+		snprintf(err, errlen, "secret '%s': already %s", ref->name,
+			 e->client ? "subscribed from another SDS source" : "a static secret");
+		return -EEXIST;
+	}
+	if (b->dynamic_resources == NULL || b->dynamic_resources->ads_config == NULL) {
+		snprintf(err, errlen, "secret '%s': sds_config: ads, but the bootstrap has no "
+			 "dynamic_resources.ads_config", ref->name);
+		return -ENOTSUP;
+	}
+	if (sec->ads == NULL) {
+		struct client *c = calloc(1, sizeof(*c));
+
+		if (c == NULL || (c->cluster = strdup("ADS")) == NULL) {
+			free(c);
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		c->sec = sec;
+		c->ads_stream = true;
+		sec->ads = c;
+	}
+	if (entry_add(sec, ref->name, sec->ads) == NULL || ads_resubscribe(sec) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	sk_log_debug(SK_LOG_CONFIG, "SDS: secret '%s' (over ADS) is warming", ref->name);
+	return 0;
+}
+
+void sk_secrets_set_ads(struct sk_secrets *sec, sk_secrets_ads_subscribe_fn fn, void *ctx)
+{
+	sec->ads_fn = fn;
+	sec->ads_ctx = ctx;
+	if (ads_resubscribe(sec) < 0)
+		sk_log_error(SK_LOG_CONFIG, "SDS over ADS: out of memory subscribing the secrets");
+}
+
+int sk_secrets_apply_ads(struct sk_secrets *sec, struct sk_ads_update *u, char *err, size_t errlen)
+{
+	if (sec->ads == NULL) {
+		snprintf(err, errlen, "type %s: not subscribed", u->type_url);
+		return -1;
+	}
+	return apply(sec, sec->ads, u, err, errlen);
+}
+
 int sk_secrets_subscribe(struct sk_secrets *sec, const struct sk_sds_ref *ref, char *err, size_t errlen)
 {
 	struct entry *e = find(sec, ref->name);
@@ -451,13 +529,12 @@ int sk_secrets_subscribe(struct sk_secrets *sec, const struct sk_sds_ref *ref, c
 		}
 		return 0;
 	case SK_SDS_ADS:
-		snprintf(err, errlen, "secret '%s': SDS over ADS is not supported yet", ref->name);
-		return -ENOTSUP;
+		return subscribe_ads(sec, e, ref, err, errlen);
 	case SK_SDS_GRPC:
 		break;
 	}
 	if (e != NULL) {
-		if (e->client != NULL && strcmp(e->client->cluster, ref->cluster) == 0 &&
+		if (e->client != NULL && !e->client->ads_stream && strcmp(e->client->cluster, ref->cluster) == 0 &&
 		    e->client->delta == ref->delta)
 			return 0;
 		snprintf(err, errlen, "secret '%s': already %s", ref->name,
@@ -475,14 +552,65 @@ int sk_secrets_subscribe(struct sk_secrets *sec, const struct sk_sds_ref *ref, c
 	return 0;
 }
 
-/* ---- what the bootstrap names ------------------------------------------------------------ */
+/* ---- what clusters and listeners name ---------------------------------------------------- */
 
+int sk_secrets_subscribe_context(struct sk_secrets *sec, const struct sk_tls_context_config *cfg, const char *where,
+				 char *err, size_t errlen)
+{
+	char why[1024];
+	int rc = 0;
+
+	if (cfg == NULL)
+		return 0;
+	if (cfg->has_cert_sds)
+		rc = sk_secrets_subscribe(sec, &cfg->cert_sds, why, sizeof(why));
+	if (rc == 0 && cfg->has_validation_sds)
+		rc = sk_secrets_subscribe(sec, &cfg->validation_sds, why, sizeof(why));
+	if (rc < 0)
+		snprintf(err, errlen, "%s: %s", where, why);
+	return rc;
+}
+
+int sk_secrets_subscribe_cluster(struct sk_secrets *sec, const struct sk_cluster_config *cc, char *err,
+				 size_t errlen)
+{
+	char where[512];
+	int rc;
+
+	snprintf(where, sizeof(where), "cluster '%s': transport_socket", cc->name);
+	rc = sk_secrets_subscribe_context(sec, cc->tls_default_ctx, where, err, errlen);
+	if (rc < 0)
+		return rc;
+	snprintf(where, sizeof(where), "cluster '%s': transport_socket_matches (tlsMode istio)", cc->name);
+	return sk_secrets_subscribe_context(sec, cc->tls_istio_ctx, where, err, errlen);
+}
+
+int sk_secrets_subscribe_listener(struct sk_secrets *sec, const struct sk_listener_config *lc, char *err,
+				  size_t errlen)
+{
+	char where[512];
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i <= lc->n_chains; i++) {
+		const struct sk_filter_chain_config *ch = i < lc->n_chains ? &lc->chains[i] : lc->default_chain;
+
+		if (ch == NULL)
+			continue;
+		snprintf(where, sizeof(where), "listener '%s': filter chain '%s': transport_socket", lc->name,
+			 ch->name ? ch->name : "");
+		rc = sk_secrets_subscribe_context(sec, ch->tls_ctx, where, err, errlen);
+	}
+	return rc;
+}
+
+/* A bootstrap transport socket: translated here (the store has the bootstrap, not the static
+ * clusters and listeners built from it), then as any context. */
 static int subscribe_socket(struct sk_secrets *sec, const Envoy__Config__Core__V3__TransportSocket *ts,
 			    bool upstream, const char *where, char *err, size_t errlen)
 {
 	struct sk_tls_context_config *cfg = NULL;
 	char why[1024];
-	int rc = 0;
+	int rc;
 
 	if (ts == NULL)
 		return 0;
@@ -491,18 +619,11 @@ static int subscribe_socket(struct sk_secrets *sec, const Envoy__Config__Core__V
 		sk_log_debug(SK_LOG_CONFIG, "SDS: %s: %s", where, why);
 		return 0;
 	}
-	if (cfg == NULL)
-		return 0;
-	if (cfg->has_cert_sds)
-		rc = sk_secrets_subscribe(sec, &cfg->cert_sds, why, sizeof(why));
-	if (rc == 0 && cfg->has_validation_sds)
-		rc = sk_secrets_subscribe(sec, &cfg->validation_sds, why, sizeof(why));
+	rc = sk_secrets_subscribe_context(sec, cfg, where, err, errlen);
 	if (rc == -ENOTSUP) {
-		sk_log_warn(SK_LOG_CONFIG, "%s: %s", where, why);
+		sk_log_warn(SK_LOG_CONFIG, "%s", err);
 		rc = 0;
 	}
-	if (rc < 0)
-		snprintf(err, errlen, "%s: %s", where, why);
 	sk_tls_context_config_free(cfg);
 	return rc;
 }
@@ -627,6 +748,7 @@ void sk_secrets_free(struct sk_secrets *sec)
 		return;
 	for (size_t i = 0; i < sec->n_c; i++)
 		client_free(sec->c[i]);
+	client_free(sec->ads);
 	sk_grpc_bridge_destroy(sec->bridge);
 	for (size_t i = 0; i < sec->n_e; i++) {
 		version_unref(sec->e[i]->cur);

@@ -1,7 +1,9 @@
 /* secrets: the TLS secrets skiff holds — bootstrap static_resources.secrets and secrets
  * delivered by SDS (StreamSecrets / DeltaSecrets over a gRPC cluster such as Istio's
- * `sds-grpc`), translated (xds/translate/tls.h) and checked (sk_tls_secret_check) before they
- * replace what was there. A name subscribed and not yet received is warming, as in Envoy.
+ * `sds-grpc`, or on the server's ADS stream), translated (xds/translate/tls.h) and checked
+ * (sk_tls_secret_check) before they replace what was there. A name subscribed and not yet
+ * received is warming, as in Envoy; the static and dynamic clusters and listeners that name
+ * it subscribe it (dynamic ones also warm until it arrives: proxy/server/xds_config.h).
  *
  * One per server (s->secrets), main thread only. The store owns every secret; what
  * sk_secrets_get returns is borrowed until the next update is applied (take a reference with
@@ -19,6 +21,8 @@
 #include "proxy/stats/stats.h"
 #include "xds/ads.h"
 #include "xds/bootstrap.h"
+#include "xds/translate/cluster.h"
+#include "xds/translate/listener.h"
 #include "xds/translate/tls.h"
 
 struct ev_loop;
@@ -46,13 +50,43 @@ void sk_secrets_free(struct sk_secrets *sec);
 
 /* Asks for the secret ref->name from ref's source: SK_SDS_GRPC opens (or reuses) one SDS
  * stream per cluster and API type — the cluster must be a static cluster of the bootstrap —
- * and the secret is warming until it arrives; SK_SDS_STATIC must name a bootstrap secret.
- * Subscribing a name again from the same source is a no-op. Streams open once
- * sk_secrets_subscribe_bootstrap has run (the first request then names every secret).
- * Returns 0, or with err: -ENOENT (unknown static secret or cluster), -EEXIST (the name comes
- * from another source already), -ENOTSUP (SDS over ADS: not yet), -EINVAL (a static secret
- * whose PEM does not check, or a cluster that gives no gRPC target), -ENOMEM. */
+ * and the secret is warming until it arrives; SK_SDS_ADS asks for it on the server's ADS
+ * stream (sk_secrets_set_ads; the bootstrap must have dynamic_resources.ads_config);
+ * SK_SDS_STATIC must name a bootstrap secret. Subscribing a name again from the same source
+ * is a no-op. Streams open once sk_secrets_subscribe_bootstrap has run (the first request
+ * then names every secret). Returns 0, or with err: -ENOENT (unknown static secret or
+ * cluster), -EEXIST (the name comes from another source already), -ENOTSUP (ads without an
+ * ads_config), -EINVAL (a static secret whose PEM does not check, or a cluster that gives no
+ * gRPC target), -ENOMEM. */
 int sk_secrets_subscribe(struct sk_secrets *sec, const struct sk_sds_ref *ref, char *err, size_t errlen);
+
+/* Subscribes the secrets (certificate, validation context) one translated TLS context names;
+ * cfg NULL: 0. err starts with `where` ("cluster 'x': transport_socket"). Returns as
+ * sk_secrets_subscribe. */
+int sk_secrets_subscribe_context(struct sk_secrets *sec, const struct sk_tls_context_config *cfg, const char *where,
+				 char *err, size_t errlen);
+
+/* The same for every TLS context of a translated cluster (transport_socket, the tlsMode-istio
+ * match) or listener (each filter chain, the default chain): what a cluster or listener
+ * accepted from CDS / LDS names, as Envoy subscribes when it creates the transport socket
+ * factories. 0 or the first error (err names the cluster or listener and the chain). */
+int sk_secrets_subscribe_cluster(struct sk_secrets *sec, const struct sk_cluster_config *cc, char *err,
+				 size_t errlen);
+int sk_secrets_subscribe_listener(struct sk_secrets *sec, const struct sk_listener_config *lc, char *err,
+				  size_t errlen);
+
+/* SDS over ADS. The owner of the ADS stream sets how the stream's Secret subscription is
+ * changed: fn(ctx, names, n) runs at once with the names subscribed so far (from the
+ * bootstrap too) and again whenever one is added. fn NULL: the stream is gone (the names stay
+ * warming). */
+typedef int (*sk_secrets_ads_subscribe_fn)(void *ctx, const char *const *names, size_t n);
+void sk_secrets_set_ads(struct sk_secrets *sec, sk_secrets_ads_subscribe_fn fn, void *ctx);
+
+/* A Secret update that arrived on the ADS stream, applied as one from an SDS stream: each
+ * secret translated and checked (sk_tls_secret_check) alone, stats under sds.<name>.*,
+ * watchers told. 0, or -1 with err ("secret 'x': ...", the NACK's error_detail) when one was
+ * rejected (the others still apply). */
+int sk_secrets_apply_ads(struct sk_secrets *sec, struct sk_ads_update *u, char *err, size_t errlen);
 
 /* Subscribes every secret (SDS or static) that the bootstrap's static clusters (transport_socket,
  * transport_socket_matches) and static listeners (filter chains, default_filter_chain) name,

@@ -425,7 +425,8 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 	sk_server_set_state(s, SK_STATE_INITIALIZING);
 	/* The static clusters' and listeners' secrets are subscribed; contexts whose secrets are
 	 * static are built now, SDS ones as their secrets arrive (on_secret_changed). Unlike
-	 * Envoy, nothing warms meanwhile: their connections are refused until then. */
+	 * Envoy, static ones do not warm meanwhile: their connections are refused until then.
+	 * Dynamic clusters and listeners subscribe theirs and warm in xds_config. */
 	if (opts->mode == SK_MODE_SERVE) {
 		if ((rc = sk_secrets_subscribe_bootstrap(s->secrets, err, errlen)) < 0)
 			return rc;

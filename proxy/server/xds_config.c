@@ -18,6 +18,7 @@
 #include "proxy/listener/listener.h"
 #include "proxy/log/log.h"
 #include "proxy/server/listener_manager.h"
+#include "proxy/server/secrets.h"
 #include "proxy/server/server.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/server/workers.h"
@@ -50,15 +51,22 @@ struct dcluster {
 	struct sk_cluster_config *cc;       /* until the cluster is built (commit) */
 	struct sk_cluster *c;               /* this version */
 	struct sk_cluster *prev;            /* the version it replaces, serving while it warms */
-	bool warming;
-	double deadline;                    /* warming ends anyway (ev_now); 0: never */
+	bool warming;                       /* eds_wait || sds_wait */
+	bool eds_wait;                      /* EDS: its endpoints have not arrived */
+	double deadline;                    /* ... the wait ends anyway (ev_now); 0: never */
+	bool sds_wait;                      /* an SDS secret its TLS contexts name has not arrived */
+	double sds_since;                   /* ... since (ev_now) */
+	double sds_deadline;                /* ... the wait ends anyway (ev_now); 0: never */
 };
 
 struct dlistener {
 	struct res r;
 	struct sk_listener *l;              /* this version */
 	struct sk_listener *prev;           /* serving while this one warms */
-	bool warming;
+	bool warming;                       /* a route configuration missing, or sds_wait */
+	bool sds_wait;                      /* an SDS secret its filter chains name has not arrived */
+	double sds_since;                   /* ... since (ev_now) */
+	double sds_deadline;                /* ... the wait ends anyway (ev_now); 0: never */
 	size_t n_rds;
 	char **rds;                         /* the route configurations its HCMs name */
 	struct rds_stats *rds_st;           /* per rds: http.<stat_prefix>.rds.<name>.* */
@@ -287,6 +295,10 @@ static void *make_cluster(struct sk_xds_config *x, const struct sk_ads_resource 
 	e->cc = sk_cluster_config_new((const cluster_pb *)ar->msg, err, errlen);
 	if (e->cc == NULL)
 		goto fail;
+	/* as Envoy creating the transport socket factories: the secrets are asked for now (a
+	 * rejected update leaves them subscribed, unused) */
+	if (x->s->secrets && sk_secrets_subscribe_cluster(x->s->secrets, e->cc, err, errlen) < 0)
+		goto fail;
 	if (old && serving_cluster(old))
 		e->prev = sk_cluster_ref(serving_cluster(old));
 	return e;
@@ -358,6 +370,8 @@ static void *make_listener(struct sk_xds_config *x, const struct sk_ads_resource
 	}
 	if (collect_rds(x, e) < 0)
 		goto oom;
+	if (x->s->secrets && sk_secrets_subscribe_listener(x->s->secrets, e->l->cfg, err, errlen) < 0)
+		goto fail;
 	if (old && serving_listener(old))
 		e->prev = sk_listener_ref(serving_listener(old));
 	return e;
@@ -605,7 +619,107 @@ static cla_pb *cla_decode(const struct dcla *e)
 						   NULL, e->r.len, e->r.bytes);
 }
 
-/* Gives cluster e the endpoints of la (NULL: none). The cluster stops warming. */
+/* A warming cluster that waits for nothing any more becomes the one that serves (its
+ * predecessor is released). True when it did. */
+static bool cluster_warmed(struct dcluster *e)
+{
+	if (!e->warming || e->eds_wait || e->sds_wait)
+		return false;
+	e->warming = false;
+	if (e->prev) {
+		if (e->prev != e->c)
+			sk_cluster_retire(e->prev);
+		sk_cluster_unref(e->prev);
+		e->prev = NULL;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* SDS secrets that clusters and listeners wait for                                    */
+
+/* The secrets of cfg without a version yet: counted into *missing (the first one's name in
+ * *first); *wait becomes the longest initial_fetch_timeout among them, < 0 once one of them
+ * waits forever (timeout 0). */
+static void sds_missing_ctx(const struct sk_xds_config *x, const struct sk_tls_context_config *cfg, size_t *missing,
+			    double *wait, const char **first)
+{
+	const struct sk_sds_ref *refs[2] = {NULL, NULL};
+
+	if (cfg == NULL)
+		return;
+	if (cfg->has_cert_sds)
+		refs[0] = &cfg->cert_sds;
+	if (cfg->has_validation_sds)
+		refs[1] = &cfg->validation_sds;
+	for (int i = 0; i < 2; i++) {
+		if (refs[i] == NULL || sk_secrets_get(x->s->secrets, refs[i]->name, NULL) != NULL)
+			continue;
+		if (*missing == 0)
+			*first = refs[i]->name;
+		(*missing)++;
+		if (refs[i]->initial_fetch_timeout <= 0)
+			*wait = -1;
+		else if (*wait >= 0 && refs[i]->initial_fetch_timeout > *wait)
+			*wait = refs[i]->initial_fetch_timeout;
+	}
+}
+
+static size_t sds_missing_cluster(const struct sk_xds_config *x, const struct sk_cluster_config *cc, double *wait,
+				  const char **first)
+{
+	size_t n = 0;
+
+	if (x->s->secrets == NULL)
+		return 0;
+	sds_missing_ctx(x, cc->tls_default_ctx, &n, wait, first);
+	sds_missing_ctx(x, cc->tls_istio_ctx, &n, wait, first);
+	return n;
+}
+
+static size_t sds_missing_listener(const struct sk_xds_config *x, const struct sk_listener_config *lc, double *wait,
+				   const char **first)
+{
+	size_t n = 0;
+
+	if (x->s->secrets == NULL)
+		return 0;
+	for (size_t i = 0; i <= lc->n_chains; i++) {
+		const struct sk_filter_chain_config *ch = i < lc->n_chains ? &lc->chains[i] : lc->default_chain;
+
+		if (ch != NULL)
+			sds_missing_ctx(x, ch->tls_ctx, &n, wait, first);
+	}
+	return n;
+}
+
+/* A new cluster or listener waits for the secrets that are not here yet, as Envoy's SDS init
+ * targets: each until it arrives or its initial_fetch_timeout (counted from now) passes. Sets
+ * *sds_wait, *since and *deadline: when the longest timeout of those missing ends (0: one of
+ * them waits forever; sds_still recomputes it as secrets arrive). */
+static void sds_begin(struct sk_xds_config *x, const char *what, const char *name, size_t missing, double wait,
+		      const char *first, bool *sds_wait, double *since, double *deadline)
+{
+	*sds_wait = missing > 0;
+	*since = ev_now(x->s->loop);
+	*deadline = missing > 0 && wait > 0 ? *since + wait : 0;
+	if (missing > 0)
+		sk_log_info(SK_LOG_CONFIG, "%s '%s': warming until SDS secret '%s'%s arrives%s", what, name, first,
+			    missing > 1 ? " (and another)" : "", wait > 0 ? "" : " (no initial fetch timeout)");
+}
+
+/* After a secret arrived: false when none is missing any more; else the deadline follows
+ * the timeouts of those still missing (a secret without timeout may have been the one that
+ * arrived). */
+static bool sds_still(size_t missing, double wait, double since, double *deadline)
+{
+	if (missing == 0)
+		return false;
+	*deadline = wait > 0 ? since + wait : 0;
+	return true;
+}
+
+/* Gives cluster e the endpoints of la (NULL: none). The cluster stops waiting for EDS. */
 static void assign(struct sk_xds_config *x, struct dcluster *e, const cla_pb *la)
 {
 	struct sk_locality_config *locs = NULL;
@@ -623,15 +737,8 @@ static void assign(struct sk_xds_config *x, struct dcluster *e, const cla_pb *la
 		sk_stat_inc(x->s->shard, e->c->st.update_failure);
 		return;
 	}
-	if (e->warming) {
-		e->warming = false;
-		if (e->prev) {
-			if (e->prev != e->c)
-				sk_cluster_retire(e->prev);
-			sk_cluster_unref(e->prev);
-			e->prev = NULL;
-		}
-	}
+	e->eds_wait = false;
+	cluster_warmed(e);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -769,7 +876,9 @@ static bool same_address(const struct sk_listener *a, const struct sk_listener *
 
 /* Builds the snapshot of what serves now and, once workers run, hands it to them: new
  * listeners take over the sockets of the ones they replace (same address) or bring their
- * own; listeners that left drain. */
+ * own; listeners that left drain. sk_lm_install (here, or sk_lm_start_workers at init) builds
+ * the SDS TLS contexts of the clusters and listeners that join from the secret store before
+ * any worker sees them; later rotations rebuild them through the server's secret watcher. */
 static void publish(struct sk_xds_config *x)
 {
 	struct sk_server *s = x->s;
@@ -946,7 +1055,7 @@ static bool warm_listeners(struct sk_xds_config *x)
 		struct dlistener *e = t->v[i];
 		size_t k;
 
-		if (!e->warming)
+		if (!e->warming || e->sds_wait)
 			continue;
 		for (k = 0; k < e->n_rds && tab_find(&x->t[K_ROUTE], e->rds[k]); k++)
 			;
@@ -967,7 +1076,12 @@ static void arm_warm_timer(struct sk_xds_config *x)
 	for (size_t i = 0; !need && i < x->t[K_CLUSTER].n; i++) {
 		const struct dcluster *e = x->t[K_CLUSTER].v[i];
 
-		need = e->warming && e->deadline > 0;
+		need = e->warming && ((e->eds_wait && e->deadline > 0) || (e->sds_wait && e->sds_deadline > 0));
+	}
+	for (size_t i = 0; !need && i < x->t[K_LISTENER].n; i++) {
+		const struct dlistener *e = x->t[K_LISTENER].v[i];
+
+		need = e->warming && e->sds_wait && e->sds_deadline > 0;
 	}
 	if (need && !ev_is_active(&x->warm_timer))
 		ev_timer_again(x->s->loop, &x->warm_timer);
@@ -1019,13 +1133,29 @@ static void on_warm_timer(struct ev_loop *loop, ev_timer *tm, int revents)
 	for (size_t i = 0; i < x->t[K_CLUSTER].n; i++) {
 		struct dcluster *e = x->t[K_CLUSTER].v[i];
 
-		if (e->warming && e->deadline > 0 && now >= e->deadline) {
+		if (e->warming && e->eds_wait && e->deadline > 0 && now >= e->deadline) {
 			sk_log_warn(SK_LOG_UPSTREAM, "cluster '%s': endpoints did not arrive within the initial fetch "
 				    "timeout; serving it without endpoints", e->r.name);
 			assign(x, e, NULL);
 			changed = true;
 		}
+		if (e->warming && e->sds_wait && e->sds_deadline > 0 && now >= e->sds_deadline) {
+			sk_log_warn(SK_LOG_UPSTREAM, "cluster '%s': SDS secrets did not arrive within the initial fetch "
+				    "timeout; its TLS hosts refuse connections until they do", e->r.name);
+			e->sds_wait = false;
+			changed |= cluster_warmed(e);
+		}
 	}
+	for (size_t i = 0; i < x->t[K_LISTENER].n; i++) {
+		struct dlistener *e = x->t[K_LISTENER].v[i];
+
+		if (e->warming && e->sds_wait && e->sds_deadline > 0 && now >= e->sds_deadline) {
+			sk_log_warn(SK_LOG_CONFIG, "listener '%s': SDS secrets did not arrive within the initial fetch "
+				    "timeout; its TLS filter chains refuse connections until they do", e->r.name);
+			e->sds_wait = false;
+		}
+	}
+	changed |= warm_listeners(x);
 	if (changed)
 		publish(x);
 	progress(x);
@@ -1072,18 +1202,25 @@ static int apply_clusters(struct sk_xds_config *x, struct sk_ads_update *u, char
 	for (i = 0; i < n_fresh; i++) {
 		struct dcluster *e = fresh[i];
 		struct dcla *known;
+		double wait = 0;
+		const char *first = NULL;
+		size_t missing = sds_missing_cluster(x, e->c->config, &wait, &first);
 
 		if (e->prev)
 			modified++;
 		else
 			added++;
+		sds_begin(x, "cluster", e->r.name, missing, wait, first, &e->sds_wait, &e->sds_since, &e->sds_deadline);
+		e->warming = e->sds_wait;
 		if (e->c->config->type != SK_CLUSTER_EDS) {
-			sk_cluster_unref(e->prev);
-			e->prev = NULL;
+			if (!e->warming) {
+				sk_cluster_unref(e->prev);
+				e->prev = NULL;
+			}
 			continue;
 		}
 		known = tab_find(&x->t[K_ENDPOINT], e->c->config->eds_service_name);
-		e->warming = true;
+		e->warming = e->eds_wait = true;
 		if (known) {
 			cla_pb *la = cla_decode(known);
 
@@ -1148,8 +1285,10 @@ static int apply_endpoints(struct sk_xds_config *x, struct sk_ads_update *u, cha
 		la = (cla_pb *)e->msg;
 		e->msg = NULL; /* the update's message: gone after it */
 		for (size_t k = 0; k < n; k++) {
-			warmed |= users[k]->warming;
+			bool was = users[k]->warming;
+
 			assign(x, users[k], la);
+			warmed |= was && !users[k]->warming;
 		}
 	}
 	free(fresh);
@@ -1244,16 +1383,20 @@ static int apply_listeners(struct sk_xds_config *x, struct sk_ads_update *u, cha
 	change_commit(x, K_LISTENER, &ch);
 	for (i = 0; i < n_fresh; i++) {
 		struct dlistener *e = fresh[i];
-		size_t k;
+		double wait = 0;
+		const char *first = NULL;
+		size_t k, missing = sds_missing_listener(x, e->l->cfg, &wait, &first);
 
 		if (e->prev)
 			modified++;
 		else
 			added++;
 		sk_stat_inc(s->shard, x->st.listener_create_success);
+		sds_begin(x, "listener", e->r.name, missing, wait, first, &e->sds_wait, &e->sds_since,
+			  &e->sds_deadline);
 		for (k = 0; k < e->n_rds && tab_find(&x->t[K_ROUTE], e->rds[k]); k++)
 			;
-		e->warming = k < e->n_rds;
+		e->warming = k < e->n_rds || e->sds_wait;
 		if (!e->warming) {
 			sk_listener_unref(e->prev);
 			e->prev = NULL;
@@ -1371,6 +1514,15 @@ static int on_apply(void *ctx, struct sk_ads_update *u, char *err, size_t errlen
 	unsigned unknown = 0;
 	bool strict = false;
 
+	if (strcmp(u->type_url, SK_TYPE_URL_SECRET) == 0 && s->secrets != NULL) {
+		/* SDS over ADS: the store checks and counts them; warming follows (on_secret) */
+		rc = sk_secrets_apply_ads(s->secrets, u, err, errlen);
+		if (rc < 0)
+			sk_log_warn(SK_LOG_CONFIG, "SDS (ADS) update version %s rejected: %s", u->version ? u->version : "",
+				    err);
+		progress(x);
+		return rc;
+	}
 	if (strcmp(u->type_url, SK_TYPE_URL_CLUSTER) == 0)
 		k = K_CLUSTER;
 	else if (strcmp(u->type_url, SK_TYPE_URL_ENDPOINT) == 0)
@@ -1465,6 +1617,57 @@ static void on_event(void *ctx, const struct sk_ads_event *ev)
 		sk_log_warn(SK_LOG_CONFIG, "xDS: %s", ev->details ? ev->details : "bad message");
 		break;
 	}
+}
+
+/* A secret got a version: the clusters and listeners that waited only for secrets now
+ * present stop warming. */
+static void on_secret(void *ctx, const char *name)
+{
+	struct sk_xds_config *x = ctx;
+	bool changed = false;
+
+	(void)name;
+	for (size_t i = 0; i < x->t[K_CLUSTER].n; i++) {
+		struct dcluster *e = x->t[K_CLUSTER].v[i];
+		double wait = 0;
+		const char *first = NULL;
+		size_t missing;
+
+		if (!e->warming || !e->sds_wait)
+			continue;
+		missing = sds_missing_cluster(x, e->c->config, &wait, &first);
+		if (sds_still(missing, wait, e->sds_since, &e->sds_deadline))
+			continue;
+		e->sds_wait = false;
+		sk_log_info(SK_LOG_UPSTREAM, "cluster '%s': its SDS secrets are here", e->r.name);
+		changed |= cluster_warmed(e);
+	}
+	for (size_t i = 0; i < x->t[K_LISTENER].n; i++) {
+		struct dlistener *e = x->t[K_LISTENER].v[i];
+		double wait = 0;
+		const char *first = NULL;
+		size_t missing;
+
+		if (!e->warming || !e->sds_wait)
+			continue;
+		missing = sds_missing_listener(x, e->l->cfg, &wait, &first);
+		if (sds_still(missing, wait, e->sds_since, &e->sds_deadline))
+			continue;
+		e->sds_wait = false;
+		sk_log_info(SK_LOG_CONFIG, "listener '%s': its SDS secrets are here", e->r.name);
+	}
+	changed |= warm_listeners(x);
+	if (changed)
+		publish(x);
+	progress(x);
+}
+
+/* How the secret store asks for its SDS-over-ADS secrets on this stream. */
+static int subscribe_secrets(void *ctx, const char *const *names, size_t n)
+{
+	struct sk_xds_config *x = ctx;
+
+	return sk_ads_subscribe(x->ads, SK_TYPE_URL_SECRET, names, n, false);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -1582,6 +1785,15 @@ struct sk_xds_config *sk_xds_config_start(struct sk_server *s, int *rc, char *er
 		return NULL;
 	}
 	sk_stat_set(s->shard, s->st.connected_state, 0);
+	if (s->secrets != NULL) {
+		if (sk_secrets_watch(s->secrets, on_secret, x) < 0) {
+			snprintf(err, errlen, "out of memory");
+			*rc = -ENOMEM;
+			sk_xds_config_free(x);
+			return NULL;
+		}
+		sk_secrets_set_ads(s->secrets, subscribe_secrets, x);
+	}
 	if (x->cds_ads)
 		sk_ads_subscribe(x->ads, SK_TYPE_URL_CLUSTER, NULL, 0, true);
 	progress(x); /* without CDS, LDS is subscribed at once */
@@ -1603,6 +1815,10 @@ void sk_xds_config_free(struct sk_xds_config *x)
 
 	if (x == NULL)
 		return;
+	if (x->s->secrets != NULL) {
+		sk_secrets_unwatch(x->s->secrets, on_secret, x);
+		sk_secrets_set_ads(x->s->secrets, NULL, NULL);
+	}
 	sk_ads_destroy(x->ads);
 	sk_grpc_bridge_destroy(x->bridge);
 	ev_timer_stop(x->s->loop, &x->warm_timer);

@@ -6,8 +6,13 @@
  *   (wildcard) once the first clusters are initialized; RDS for the route_config_names the
  *   listeners' connection managers reference;
  * - warming: an EDS cluster until its endpoints arrive (or its initial_fetch_timeout), a
- *   listener until every route configuration it names has arrived; the version it replaces
- *   keeps serving meanwhile; the first complete CDS+LDS makes the server LIVE;
+ *   listener until every route configuration it names has arrived; a cluster or listener
+ *   whose TLS contexts name SDS secrets (subscribed in the server's secret store when it is
+ *   accepted) until they have arrived (or their sds_config's initial_fetch_timeout); the
+ *   version it replaces keeps serving meanwhile; the first complete CDS+LDS makes the server
+ *   LIVE; each new snapshot's SDS TLS contexts are built before the workers see it;
+ * - SDS over ADS: secrets whose sds_config is `ads` are asked for on this stream and handed to
+ *   the secret store (proxy/server/secrets.h), which checks them (ACK / NACK);
  * - all or nothing: every resource of an update is translated and checked before anything
  *   changes; one invalid resource NACKs the update with a message naming it, and the
  *   previous configuration keeps serving;

@@ -21,7 +21,7 @@
 # /ready 503); after, LIVE.
 . "$(dirname "$0")/lib.sh"
 
-require_tools curl jq python3 || {
+require_tools curl jq python3 openssl || {
 	summary
 	exit 1
 }
@@ -396,7 +396,15 @@ check_load() {
 
 # ---------------------------------------------------------------- skiff and the server
 
-bootstrap() { # API_TYPE NODE_ID SOCKET ADMIN_PORT
+bootstrap() { # API_TYPE NODE_ID SOCKET ADMIN_PORT [SDS]: with SDS, pilot-agent's sds-grpc on SOCKET too
+	local sds=""
+	[ -n "${5:-}" ] && sds=",
+  {\"name\": \"sds-grpc\", \"type\": \"STATIC\", \"connect_timeout\": \"1s\",
+   \"load_assignment\": {\"cluster_name\": \"sds-grpc\", \"endpoints\": [{\"lb_endpoints\": [
+     {\"endpoint\": {\"address\": {\"pipe\": {\"path\": \"$3\"}}}}]}]},
+   \"typed_extension_protocol_options\": {\"envoy.extensions.upstreams.http.v3.HttpProtocolOptions\": {
+     \"@type\": \"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\",
+     \"explicit_http_config\": {\"http2_protocol_options\": {}}}}}"
 	cat <<EOF
 {"node": {"id": "$2", "cluster": "test"},
  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $4}}},
@@ -410,8 +418,25 @@ bootstrap() { # API_TYPE NODE_ID SOCKET ADMIN_PORT
      {"endpoint": {"address": {"pipe": {"path": "$3"}}}}]}]},
    "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
      "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-     "explicit_http_config": {"http2_protocol_options": {}}}}}]}}
+     "explicit_http_config": {"http2_protocol_options": {}}}}}$sds]}}
 EOF
+}
+
+# istio_secrets FILE: pilot-agent's `default` and `ROOTCA` (tests/tls/ca.sh), which Istio's
+# clusters and listeners name over sds-grpc (they warm until these arrive, as in Envoy).
+istio_secrets() {
+	local certs="$TMP/certs" t=type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+	if [ ! -f "$certs/w1.key" ]; then
+		{ bash "$SKIFF_SRC/tests/tls/ca.sh" "$certs" ca &&
+			bash "$SKIFF_SRC/tests/tls/ca.sh" "$certs" workload w1 default workload --days 30; } \
+			>"$TMP/ca.log" 2>&1 || return 1
+	fi
+	jq -n --rawfile ca "$certs/root.crt" --rawfile chain "$certs/w1-chain.crt" --rawfile key "$certs/w1.key" \
+		--arg t "$t" '[{"@type": $t, "name": "ROOTCA", "validation_context": {
+			"trusted_ca": {"inline_bytes": ($ca | @base64)}}},
+		  {"@type": $t, "name": "default", "tls_certificate": {
+			"certificate_chain": {"inline_bytes": ($chain | @base64)},
+			"private_key": {"inline_bytes": ($key | @base64)}}}]' >"$1"
 }
 
 # start_server LOG FILE...: the xDS server on $SOCK; sets SERVER_PID, GEN=1 (its version).
@@ -537,12 +562,14 @@ run_conformance() { # MODE API_TYPE
 	exp_l=$(names "$L" "$gen")
 	exp_r=$(names "$R" "$CONFDUMP/http_config.json")
 
-	start_server "$TMP/$M-conf-server.log" "$CONFDUMP/http_config.json" "$CONFDUMP/endpoint_configdump.json" "$gen"
+	check "$M: 1: pilot-agent's secrets (tests/tls/ca.sh)" istio_secrets "$TMP/$M-conf-secrets.json" || return
+	start_server "$TMP/$M-conf-server.log" "$CONFDUMP/http_config.json" "$CONFDUMP/endpoint_configdump.json" "$gen" \
+		"$TMP/$M-conf-secrets.json"
 	check_line "$M: 1: server loaded the dumps" "$SLOG" '^READY listen=unix:' || return
 	check_eq "$M: 1: server did not fail to load" "$(grep -c '^LOAD_FAILED' "$SLOG")" 0
 
 	boot="$TMP/$M-conf-boot.json"
-	bootstrap "$2" "conformance-$M" "$SOCK" "$ADMIN" >"$boot"
+	bootstrap "$2" "conformance-$M" "$SOCK" "$ADMIN" sds >"$boot"
 	start_skiff -c "$boot" --concurrency 2 --drain-time-s 2
 	if ! wait_admin "$ADMIN"; then
 		_t_fail "$M: 1: skiff starts" "admin never answered; log: $(skiff_log_tail)"

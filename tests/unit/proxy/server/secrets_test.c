@@ -3,8 +3,9 @@
  * a wildcard), warming until a secret arrives, valid secrets replacing their predecessor
  * (generation, watchers, config_dump with the key redacted), the same bytes again changing
  * nothing, an invalid one NACKed by name while the old version stays, a reference that
- * outlives a rotation, and the days until the first certificate expires. Certificates come
- * from tests/tls/ca.sh at test time. */
+ * outlives a rotation, and the days until the first certificate expires; SDS over ADS (names
+ * handed to the ADS stream's owner, updates checked alike) and the per-context subscription the
+ * dynamic clusters and listeners use. Certificates come from tests/tls/ca.sh at test time. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -85,7 +86,8 @@ static json_t *secret_json(const char *name, const char *chain, const char *key)
 	return j;
 }
 
-static sk_bootstrap_pb *bootstrap(json_t *static_secrets)
+/* With ads: dynamic_resources.ads_config too (SDS over ADS needs one). */
+static sk_bootstrap_pb *bootstrap_ads(json_t *static_secrets, bool ads)
 {
 	const char *tmpl =
 		"{\"node\": {\"id\": \"sidecar~1\", \"cluster\": \"c\"},"
@@ -112,6 +114,10 @@ static sk_bootstrap_pb *bootstrap(json_t *static_secrets)
 	FILE *f;
 
 	json_object_set_new(json_object_get(j, "static_resources"), "secrets", static_secrets);
+	if (ads)
+		json_object_set_new(j, "dynamic_resources",
+				    json_pack("{s:{s:s, s:[{s:{s:s}}]}}", "ads_config", "api_type", "GRPC", "grpc_services",
+					      "envoy_grpc", "cluster_name", "sds-grpc"));
 	text = json_dumps(j, 0);
 	json_decref(j);
 	snprintf(path, sizeof(path), "%s/bootstrap.json", dir);
@@ -125,6 +131,11 @@ static sk_bootstrap_pb *bootstrap(json_t *static_secrets)
 	if (sk_bootstrap_load(&o, &b, &unknown, err, sizeof(err)) < 0)
 		fprintf(stderr, "bootstrap: %s\n", err);
 	return b;
+}
+
+static sk_bootstrap_pb *bootstrap(json_t *static_secrets)
+{
+	return bootstrap_ads(static_secrets, false);
 }
 
 /* ---- fake SDS stream ------------------------------------------------------------------- */
@@ -458,6 +469,136 @@ out:
 	sk_stats_store_free(st);
 }
 
+/* What the ADS stream's owner was asked to subscribe. */
+struct ads_names {
+	int calls;
+	size_t n;
+	char names[4][32];
+};
+
+static int on_ads_subscribe(void *ctx, const char *const *names, size_t n)
+{
+	struct ads_names *a = ctx;
+
+	a->calls++;
+	a->n = n;
+	for (size_t i = 0; i < n && i < 4; i++)
+		snprintf(a->names[i], sizeof(a->names[i]), "%s", names[i]);
+	return 0;
+}
+
+static bool has_name(const struct ads_names *a, const char *name)
+{
+	for (size_t i = 0; i < a->n && i < 4; i++)
+		if (strcmp(a->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* An ADS update of one Secret (JSON, consumed); frees nothing the caller needs. */
+static int apply_ads(struct sk_secrets *sec, const char *version, json_t *secret)
+{
+	ProtobufCMessage *m = sk_pbjson_decode(&envoy__extensions__transport_sockets__tls__v3__secret__descriptor, secret,
+					       NULL, err, sizeof(err));
+	size_t len = m ? protobuf_c_message_get_packed_size(m) : 0;
+	uint8_t *bytes = malloc(len + 1);
+	struct sk_ads_resource r = {.name = json_string_value(json_object_get(secret, "name")), .version = version,
+				    .msg = m, .bytes = bytes, .len = len};
+	struct sk_ads_update u = {.type_url = SK_TYPE_URL_SECRET, .version = version, .nonce = "n",
+				  .resources = &r, .n_resources = 1};
+	int rc;
+
+	if (m)
+		protobuf_c_message_pack(m, bytes);
+	rc = sk_secrets_apply_ads(sec, &u, err, sizeof(err));
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	free(bytes);
+	json_decref(secret);
+	return rc;
+}
+
+/* SDS over ADS: names handed to the ADS stream's owner, updates checked as from SDS; and the
+ * context helper the dynamic clusters and listeners use. */
+static void test_ads(void)
+{
+	struct sk_stats_store *st = sk_stats_store_new(NULL, err, sizeof(err));
+	struct sk_secrets_env env = {.loop = ev_loop_new(EVFLAG_AUTO), .stats = st, .shard = sk_stats_main_shard(st)};
+	struct sk_sds_ref ref = {.name = "ads-cert", .source = SK_SDS_ADS};
+	struct sk_tls_context_config ctx = {0};
+	struct ads_names a = {0};
+	struct watched w = {0};
+	struct sk_secrets *sec;
+	const struct sk_tls_secret *s;
+	json_t *dump;
+	uint64_t gen = 0;
+
+	env.bootstrap = bootstrap_ads(json_array(), true);
+	sec = env.bootstrap ? sk_secrets_new(&env, err, sizeof(err)) : NULL;
+	CHECK(sec != NULL);
+	if (sec == NULL)
+		return;
+	CHECK(sk_secrets_watch(sec, on_change, &w) == 0);
+	/* before the stream's owner is there: kept, handed over when it comes */
+	CHECK(sk_secrets_subscribe(sec, &ref, err, sizeof(err)) == 0);
+	sk_secrets_set_ads(sec, on_ads_subscribe, &a);
+	CHECK(a.calls == 1 && a.n == 1 && has_name(&a, "ads-cert"));
+	ref.name = "ads-root";
+	CHECK(sk_secrets_subscribe(sec, &ref, err, sizeof(err)) == 0);
+	CHECK(a.calls == 2 && a.n == 2 && has_name(&a, "ads-cert") && has_name(&a, "ads-root"));
+	CHECK(sk_secrets_subscribe(sec, &ref, err, sizeof(err)) == 0);
+	CHECK(a.calls == 2);
+	/* the same name from an SDS cluster is another source */
+	ref = (struct sk_sds_ref){.name = "ads-root", .source = SK_SDS_GRPC, .cluster = "sds-grpc"};
+	CHECK(sk_secrets_subscribe(sec, &ref, err, sizeof(err)) == -EEXIST);
+	CHECK_CONTAINS(err, "secret 'ads-root'");
+	CHECK(sk_secrets_get(sec, "ads-cert", &gen) == NULL && gen == 0);
+	dump = json_object();
+	sk_secrets_config_dump(sec, dump);
+	CHECK(json_array_size(json_object_get(dump, "dynamic_warming_secrets")) == 2);
+	json_decref(dump);
+
+	/* a valid one is accepted, a bad one rejected by name, the old version kept */
+	CHECK(apply_ads(sec, "v1", secret_json("ads-cert", "w1-chain.crt", "w1.key")) == 0);
+	s = sk_secrets_get(sec, "ads-cert", &gen);
+	CHECK(s && s->kind == SK_TLS_SECRET_CERTIFICATE && gen == 1);
+	CHECK(w.calls == 1 && strcmp(w.last, "ads-cert") == 0);
+	CHECK(counter(st, "sds.ads-cert.update_success") == 1);
+	CHECK(apply_ads(sec, "v2", secret_json("ads-cert", "w1-chain.crt", "w2.key")) == -1);
+	CHECK_CONTAINS(err, "secret 'ads-cert': ");
+	CHECK_CONTAINS(err, "private key does not match");
+	CHECK(sk_secrets_get(sec, "ads-cert", &gen) == s && gen == 1);
+	CHECK(counter(st, "sds.ads-cert.update_rejected") == 1);
+	/* a secret nobody asked for is ignored */
+	CHECK(apply_ads(sec, "v3", secret_json("other", "root.crt", NULL)) == 0);
+	CHECK(sk_secrets_get(sec, "other", NULL) == NULL);
+
+	/* the context helper: both references, err prefixed with where it was */
+	ctx.has_cert_sds = true;
+	ctx.cert_sds = (struct sk_sds_ref){.name = "ctx-cert", .source = SK_SDS_ADS};
+	ctx.has_validation_sds = true;
+	ctx.validation_sds = (struct sk_sds_ref){.name = "ctx-root", .source = SK_SDS_ADS};
+	CHECK(sk_secrets_subscribe_context(sec, &ctx, "cluster 'c': transport_socket", err, sizeof(err)) == 0);
+	CHECK(a.n == 4 && has_name(&a, "ctx-cert") && has_name(&a, "ctx-root"));
+	ctx.validation_sds = (struct sk_sds_ref){.name = "ctx-x", .source = SK_SDS_GRPC, .cluster = "nope"};
+	CHECK(sk_secrets_subscribe_context(sec, &ctx, "cluster 'c': transport_socket", err, sizeof(err)) == -ENOENT);
+	CHECK_CONTAINS(err, "cluster 'c': transport_socket: secret 'ctx-x': sds_config: unknown static cluster 'nope'");
+	CHECK(sk_secrets_subscribe_context(sec, NULL, "x", err, sizeof(err)) == 0);
+
+	/* the stream's owner gone: nothing is called any more */
+	CHECK(a.calls == 4); /* ctx-cert, ctx-root */
+	sk_secrets_set_ads(sec, NULL, NULL);
+	ref = (struct sk_sds_ref){.name = "late", .source = SK_SDS_ADS};
+	CHECK(sk_secrets_subscribe(sec, &ref, err, sizeof(err)) == 0);
+	CHECK(a.calls == 4);
+
+	sk_secrets_unwatch(sec, on_change, &w);
+	sk_secrets_free(sec);
+	sk_bootstrap_free((sk_bootstrap_pb *)env.bootstrap);
+	ev_loop_destroy(env.loop);
+	sk_stats_store_free(st);
+}
+
 int main(void)
 {
 	if (!make_certs()) {
@@ -468,6 +609,7 @@ int main(void)
 	}
 	test_static();
 	test_sds();
+	test_ads();
 	remove_certs();
 	printf("%d passed, %d failed, %d skipped\n", sk_test_passed, sk_test_failed, sk_test_skipped);
 	return sk_test_failed ? 1 : 0;
