@@ -222,8 +222,23 @@ setf real0 empty empty
 # (its allocator keeps what it frees: every reload then reuses the same memory instead of
 # faulting in ~100 MB anew, which on this VM also stalls the other processes on its CPU)
 GLIBC_TUNABLES=glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=268435456 \
+# the clusters' tlsMode-istio sockets name SDS `default` and `ROOTCA` on `sds-grpc`: the same
+# server serves them (StreamSecrets), or the clusters would warm forever
+bash "$here/../tests/tls/ca.sh" "$work/pki" ca >/dev/null 2>&1 &&
+	bash "$here/../tests/tls/ca.sh" "$work/pki" workload bench default bench --days 2 >/dev/null 2>&1 ||
+	{ echo "xds.sh: tests/tls/ca.sh failed" >&2; exit 1; }
+"$PY" - "$work/pki" "$work/secrets.json" <<'PY'
+import base64, json, sys
+d, out = sys.argv[1], sys.argv[2]
+b64 = lambda p: base64.b64encode(open(f"{d}/{p}", "rb").read()).decode()
+t = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+json.dump([{"@type": t, "name": "default", "tls_certificate": {"certificate_chain": {"inline_bytes": b64("bench-chain.crt")},
+                                                               "private_key": {"inline_bytes": b64("bench.key")}}},
+           {"@type": t, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_bytes": b64("root.crt")}}}],
+          open(out, "w"))
+PY
 	"${pin[@]}" "$server" --listen "unix:$sock" --log "$xl" --log-times \
-	"$work/cur-real.json" "$work/cur-c.json" "$work/cur-l.json" 2>"$work/server.err" &
+	"$work/cur-real.json" "$work/cur-c.json" "$work/cur-l.json" "$work/secrets.json" 2>"$work/server.err" &
 server_pid=$!
 pids+=("$server_pid")
 for _ in $(seq 1 200); do grep -q ' READY ' "$xl" 2>/dev/null && break; sleep 0.05; done
@@ -248,6 +263,14 @@ push() { # the server re-reads its files (the next version) and has it: GEN (bou
 }
 
 # ---------------------------------------------------------------- skiff
+grpc_cluster() { # NAME: a gRPC cluster on the server's socket
+	echo "{\"name\": \"$1\", \"type\": \"STATIC\", \"connect_timeout\": \"1s\",
+   \"load_assignment\": {\"cluster_name\": \"$1\", \"endpoints\": [{\"lb_endpoints\": [
+     {\"endpoint\": {\"address\": {\"pipe\": {\"path\": \"$sock\"}}}}]}]},
+   \"typed_extension_protocol_options\": {\"envoy.extensions.upstreams.http.v3.HttpProtocolOptions\": {
+     \"@type\": \"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\",
+     \"explicit_http_config\": {\"http2_protocol_options\": {}}}}}"
+}
 bootstrap() { # API_TYPE ADMIN_PORT
 	cat <<EOF
 {"node": {"id": "sidecar~127.0.0.1~bench.default~default.svc.cluster.local", "cluster": "bench.default"},
@@ -257,12 +280,7 @@ bootstrap() { # API_TYPE ADMIN_PORT
      "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}]},
    "cds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"},
    "lds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}},
- "static_resources": {"clusters": [{"name": "xds-grpc", "type": "STATIC", "connect_timeout": "1s",
-   "load_assignment": {"cluster_name": "xds-grpc", "endpoints": [{"lb_endpoints": [
-     {"endpoint": {"address": {"pipe": {"path": "$sock"}}}}]}]},
-   "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-     "explicit_http_config": {"http2_protocol_options": {}}}}}]}}
+ "static_resources": {"clusters": [$(grpc_cluster xds-grpc), $(grpc_cluster sds-grpc)]}}
 EOF
 }
 skiff_pid=
