@@ -210,7 +210,7 @@ done
 
 say "a server sidecar per reviews version: virtualInbound terminates mTLS (client certificate required)"
 for v in 1 2; do
-	sed -e "s/VERSION/v$v/g" -e "s/15100/$((15100 + v))/" -e "s/18091/$((18090 + v))/" -e "s/18081/$((18080 + v))/" \
+	sed -e "s/__V__/v$v/g" -e "s/15100/$((15100 + v))/" -e "s/18091/$((18090 + v))/" -e "s/18081/$((18080 + v))/" \
 		-e "s#/tmp/skiff-sds-reviews.sock#$work/sds-reviews.sock#" "$here/bootstrap/inbound.json" >"$work/inbound-v$v.json"
 	echo "\$ skiff -c inbound-v$v.json   (127.0.0.1:$((18090 + v)) -> reviews v$v on 127.0.0.1:$((18080 + v)))"
 	"$skiff" -c "$work/inbound-v$v.json" --concurrency 1 -l warning >"$work/inbound-v$v.log" 2>&1 &
