@@ -82,6 +82,10 @@ static void build_tls(struct sk_listener *l, struct sk_stats_store *st)
 		sk_tls_stats_register(&l->tls_st, st, scope);
 		l->ssl_context_update_by_sds = sk_stats_counterf(
 			st, "listener.%s.server_ssl_socket_factory.ssl_context_update_by_sds", cfg->stat_name);
+		l->downstream_context_secrets_not_ready = sk_stats_counterf(
+			st, "listener.%s.server_ssl_socket_factory.downstream_context_secrets_not_ready", cfg->stat_name);
+		(void)sk_stats_counterf(st, "listener.%s.server_ssl_socket_factory.upstream_context_secrets_not_ready",
+					cfg->stat_name); /* Envoy registers it in both scopes */
 	}
 }
 
@@ -520,8 +524,9 @@ static void start_tls(struct sk_conn *c)
 	if (ctx == NULL) {
 		/* never serve in clear what the config says must be TLS (why: logged at config) */
 		sk_log_debug(SK_LOG_FILTER, "[C%llu] listener '%s': chain '%s' has no TLS context (its SDS "
-			     "secret has not arrived, or its certificate did not load): closing", (unsigned long long)c->id, lc->name,
-			     c->chain->name);
+			     "secret has not arrived, or its certificate did not load): closing",
+			     (unsigned long long)c->id, lc->name, c->chain->name);
+		sk_stat_inc(w->shard, c->l->downstream_context_secrets_not_ready);
 		sk_conn_close(c);
 		return;
 	}

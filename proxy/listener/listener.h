@@ -56,6 +56,7 @@ struct sk_listener {
 	pthread_mutex_t tls_lock;
 	struct sk_tls_stats tls_st;         /* listener.<addr>.ssl.* (registered when a chain is TLS) */
 	sk_stat_id ssl_context_update_by_sds; /* server_ssl_socket_factory.* (registered likewise) */
+	sk_stat_id downstream_context_secrets_not_ready; /* a connection closed: no context yet */
 	int *fds;                           /* per worker, -1 when not bound (main thread) */
 	uint32_t n_fds;
 	bool bound;

@@ -2356,6 +2356,7 @@ static void forward(struct sk_http_conn *hc)
 		sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': %s needs a TLS transport socket %s",
 			    (unsigned long long)c->id, cl->config->name, up,
 			    "whose certificates wait for SDS (not served yet)");
+		sk_stat_inc(w->shard, cl->upstream_context_secrets_not_ready);
 		sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
 		local_reply(hc, 503, "UF", "upstream connect error or disconnect/reset before headers. "
 			    "reset reason: connection failure", NULL);

@@ -207,6 +207,7 @@ int sk_shadow_send(struct sk_worker *w, struct sk_cluster *cl, char *req, size_t
 	}
 	if (host->tls && (tls_ctx = sk_cluster_tls_ctx_acquire(cl, host->tls_istio)) == NULL) {
 		/* its certificates wait for SDS: never mirror in clear */
+		sk_stat_inc(w->shard, cl->upstream_context_secrets_not_ready);
 		sk_stat_inc(w->shard, cl->st.upstream_cx_connect_fail);
 		free(req);
 		return -EAGAIN;

@@ -404,6 +404,7 @@ static void try_connect(struct sk_tcp_proxy *tp)
 		if (cc->tls_default_ctx != NULL && (tp->tls_ctx = sk_cluster_tls_ctx_acquire(cl, false)) == NULL) {
 			sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': its TLS transport socket waits for "
 				    "SDS (not served yet): closing", (unsigned long long)c->id, cc->name);
+			sk_stat_inc(w->shard, cl->upstream_context_secrets_not_ready);
 			sk_stat_inc(w->shard, st->upstream_cx_connect_fail);
 			tp->flags = "UF";
 			finish(tp);
@@ -424,6 +425,7 @@ static void try_connect(struct sk_tcp_proxy *tp)
 			sk_log_warn(SK_LOG_UPSTREAM, "[C%llu] cluster '%s': host %s needs a TLS transport "
 				    "socket whose certificates wait for SDS (not served yet): closing",
 				    (unsigned long long)c->id, cc->name, tp->host->key);
+			sk_stat_inc(w->shard, cl->upstream_context_secrets_not_ready);
 			sk_stat_inc(w->shard, st->upstream_cx_connect_fail);
 			tp->flags = "UF";
 			finish(tp);

@@ -502,6 +502,10 @@ static int build_tls(struct sk_cluster *c, struct sk_stats_store *stats, char *e
 	sk_tls_stats_register(&c->tls_st, stats, scope);
 	c->ssl_context_update_by_sds = sk_stats_counterf(
 		stats, "cluster.%s.client_ssl_socket_factory.ssl_context_update_by_sds", cc->stat_name);
+	c->upstream_context_secrets_not_ready = sk_stats_counterf(
+		stats, "cluster.%s.client_ssl_socket_factory.upstream_context_secrets_not_ready", cc->stat_name);
+	(void)sk_stats_counterf(stats, "cluster.%s.client_ssl_socket_factory.downstream_context_secrets_not_ready",
+				cc->stat_name); /* Envoy registers it in both scopes */
 	for (i = 0; i < 2; i++) {
 		if (cfgs[i] == NULL)
 			continue;

@@ -123,7 +123,8 @@ struct sk_cluster {
 	struct sk_tls_ctx *tls_ctx[2];
 	pthread_mutex_t tls_lock;
 	struct sk_tls_ctx *tls_retired[2]; /* the contexts the last rotation replaced (main thread) */
-	sk_stat_id ssl_context_update_by_sds; /* client_ssl_socket_factory.* (0: no TLS) */
+	sk_stat_id ssl_context_update_by_sds; /* client_ssl_socket_factory.* (0: no TLS) ... */
+	sk_stat_id upstream_context_secrets_not_ready; /* ... a connection refused: no context yet */
 	struct sk_tls_stats tls_st;       /* cluster.<name>.ssl.* (registered when TLS) */
 	atomic_uint pending_rq;           /* circuit breaker max_pending_requests: waiting for a
 					   * connection */

@@ -9,10 +9,13 @@
 # on a unix socket, certificates issued at test time by tests/tls/ca.sh.
 #   1. a request crosses; the app sees Envoy's x-forwarded-client-cert (By, Hash, Subject,
 #      URI); each side logs the other's SPIFFE id and TLSv1.3; the client sidecar offered
-#      istio-http/1.1 (the inbound chain matched on it); a spoofed XFCC is not forwarded
+#      istio-http/1.1 (the inbound chain matched on it); a spoofed XFCC is not forwarded;
+#      a mirror goes over mTLS too; h2c to the client sidecar goes on as HTTP/2 over mTLS
+#      (istio-h2, no ALPN h2: the server sidecar reads the preface)
 #   2. clients straight to the inbound port: HTTP/2 chosen by ALPN h2, HTTP/1.1 by
-#      http/1.1, a 1 MiB upload; no client certificate, a foreign CA, plaintext to the
-#      STRICT port: refused, the app never sees them; PERMISSIVE accepts plaintext
+#      http/1.1, a 1 MiB upload; no client certificate, a foreign CA, an expired one,
+#      plaintext to the STRICT port: refused, the app never sees them; PERMISSIVE accepts
+#      plaintext
 #   3. rotation under load: `default` of both sides, then ROOTCA to a bundle with a second
 #      root, then both workloads re-issued by that root; zero failed requests counted
 # Loopback and unix sockets only; every wait is bounded.
@@ -35,7 +38,6 @@ fi
 CA="$SKIFF_SRC/tests/tls/ca.sh"
 PKI=$TMP/pki
 TD=spiffe://cluster.local
-SECRET_TYPE=type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
 
 if ! { bash "$CA" "$PKI" ca && bash "$CA" "$PKI" ca root2 && bash "$CA" "$PKI" ca other &&
 	bash "$CA" "$PKI" workload client default client --days 30 &&
@@ -43,21 +45,13 @@ if ! { bash "$CA" "$PKI" ca && bash "$CA" "$PKI" ca root2 && bash "$CA" "$PKI" c
 	bash "$CA" "$PKI" workload server-b default server --days 30 --dns server.default &&
 	bash "$CA" "$PKI" workload client2 default client --days 30 --ca root2 &&
 	bash "$CA" "$PKI" workload server2 default server --days 30 --ca root2 --dns server.default &&
-	bash "$CA" "$PKI" workload foreign default client --ca other; } >"$TMP/ca.log" 2>&1; then
+	bash "$CA" "$PKI" workload foreign default client --ca other &&
+	bash "$CA" "$PKI" workload expired default client --expired; } >"$TMP/ca.log" 2>&1; then
 	_t_fail "test CA" "$(tail -n 5 "$TMP/ca.log")"
 	summary
 	exit 1
 fi
 cat "$PKI/root.crt" "$PKI/root2.crt" >"$PKI/bundle.crt"
-
-# write_secrets FILE CA CHAIN KEY: a pilot-agent's secrets, as it sends them (inline bytes)
-write_secrets() {
-	jq -n --rawfile ca "$2" --rawfile chain "$3" --rawfile key "$4" --arg t "$SECRET_TYPE" '[
-		{"@type": $t, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_bytes": ($ca | @base64)}}},
-		{"@type": $t, "name": "default", "tls_certificate": {
-			"certificate_chain": {"inline_bytes": ($chain | @base64)},
-			"private_key": {"inline_bytes": ($key | @base64)}}}]' >"$1.tmp" && mv "$1.tmp" "$1"
-}
 
 # ---------------------------------------------------------------------------------------
 # the app and the load client
@@ -164,20 +158,6 @@ ALPN='{"name":"istio.alpn","typed_config":{"@type":"type.googleapis.com/istio.en
  "alpn_override":[{"alpn_override":["istio-http/1.0","istio"]},{"upstream_protocol":"HTTP11","alpn_override":["istio-http/1.1","istio"]},
  {"upstream_protocol":"HTTP2","alpn_override":["istio-h2","istio"]}]}}'
 
-sds_ref() { # NAME SOCKET-CLUSTER
-	echo "{\"name\":\"$1\",\"sds_config\":{\"api_config_source\":{\"api_type\":\"GRPC\",
-  \"grpc_services\":[{\"envoy_grpc\":{\"cluster_name\":\"sds-grpc\"}}],
-  \"set_node_on_first_message_only\":true,\"transport_api_version\":\"V3\"},
-  \"initial_fetch_timeout\":\"0s\",\"resource_api_version\":\"V3\"}}"
-}
-sds_cluster() { # SOCKET
-	echo "{\"name\":\"sds-grpc\",\"type\":\"STATIC\",\"connect_timeout\":\"1s\",
-  \"load_assignment\":{\"cluster_name\":\"sds-grpc\",\"endpoints\":[{\"lb_endpoints\":[
-    {\"endpoint\":{\"address\":{\"pipe\":{\"path\":\"$1\"}}}}]}]},
-  \"typed_extension_protocol_options\":{\"envoy.extensions.upstreams.http.v3.HttpProtocolOptions\":{
-    \"@type\":\"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\",
-    \"explicit_http_config\":{\"http2_protocol_options\":{}}}}}"
-}
 tls_params='"tls_params":{"tls_minimum_protocol_version":"TLSv1_2","tls_maximum_protocol_version":"TLSv1_3"}'
 downstream_tls() {
 	echo "{\"name\":\"envoy.transport_sockets.tls\",\"typed_config\":{
@@ -212,7 +192,7 @@ SNI="outbound_.80_._.server.default.svc.cluster.local"
 cat >"$TMP/a.json" <<EOF
 {"node": {"id": "sidecar~127.0.0.1~client.default~default.svc.cluster.local", "cluster": "client.default"},
  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $A_ADMIN}}},
- "static_resources": {"clusters": [$(sds_cluster "$TMP/a.sock"),
+ "static_resources": {"clusters": [$(sds_grpc_cluster "$TMP/a.sock"),
   {"name": "$CLUSTER", "type": "STATIC", "connect_timeout": "2s",
    "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
      "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -253,7 +233,7 @@ EOF
 cat >"$TMP/b.json" <<EOF
 {"node": {"id": "sidecar~127.0.0.1~server.default~default.svc.cluster.local", "cluster": "server.default"},
  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $B_ADMIN}}},
- "static_resources": {"clusters": [$(sds_cluster "$TMP/b.sock"),
+ "static_resources": {"clusters": [$(sds_grpc_cluster "$TMP/b.sock"),
   {"name": "inbound|80||", "type": "STATIC", "connect_timeout": "2s",
    "load_assignment": {"cluster_name": "inbound|80||", "endpoints": [{"lb_endpoints": [
      {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $P_APP}}}}]}]}}],
@@ -288,8 +268,8 @@ export APP_COUNT="$TMP/app.count"
 echo 0 >"$APP_COUNT"
 "$PYTHON3" "$TMP/app.py" serve "$TMP/app.ready" "$P_APP" >"$TMP/app.log" 2>&1 &
 _T_PIDS+=($!)
-write_secrets "$TMP/a.secrets" "$PKI/root.crt" "$PKI/client-chain.crt" "$PKI/client.key"
-write_secrets "$TMP/b.secrets" "$PKI/root.crt" "$PKI/server-chain.crt" "$PKI/server.key"
+sds_secrets "$TMP/a.secrets" "$PKI/root.crt" "$PKI/client-chain.crt" "$PKI/client.key"
+sds_secrets "$TMP/b.secrets" "$PKI/root.crt" "$PKI/server-chain.crt" "$PKI/server.key"
 "$SERVER" --listen "unix:$TMP/a.sock" --log "$TMP/a.sds.log" "$TMP/a.secrets" >>"$TMP/sds.err" 2>&1 &
 A_SDS=$!
 "$SERVER" --listen "unix:$TMP/b.sock" --log "$TMP/b.sds.log" "$TMP/b.secrets" >>"$TMP/sds.err" 2>&1 &
@@ -393,11 +373,14 @@ check_eq "2: no client certificate: no response" "$CODE" 000
 req --cacert "$PKI/root.crt" --cert "$PKI/foreign-chain.crt" --key "$PKI/foreign.key" \
 	--resolve "server.default:$L_IN:127.0.0.1" "https://server.default:$L_IN/foreign"
 check_eq "2: a client certificate of a foreign CA: no response" "$CODE" 000
+req --cacert "$PKI/root.crt" --cert "$PKI/expired-chain.crt" --key "$PKI/expired.key" \
+	--resolve "server.default:$L_IN:127.0.0.1" "https://server.default:$L_IN/expired"
+check_eq "2: an expired client certificate: no response" "$CODE" 000
 req "http://127.0.0.1:$L_STRICT/plain"
 check_eq "2: plaintext HTTP to the STRICT port: no response" "$CODE" 000
-check_eq "2: the app saw none of the three" "$(app_count)" "$before"
+check_eq "2: the app saw none of the four" "$(app_count)" "$before"
 b_stat "listener.127.0.0.1_$L_IN.ssl.fail_verify_no_cert" 1
-b_stat "listener.127.0.0.1_$L_IN.ssl.fail_verify_error" 1
+b_stat "listener.127.0.0.1_$L_IN.ssl.fail_verify_error" 2
 b_stat "listener.127.0.0.1_$L_STRICT.no_filter_chain_match" 1
 
 req -H 'x-forwarded-client-cert: By=spiffe://evil' "http://127.0.0.1:$L_IN/permissive"
@@ -413,7 +396,7 @@ _T_PIDS+=("$LOAD")
 sleep 1
 rotate() { # SIDE CA CHAIN-NAME
 	local pid
-	write_secrets "$TMP/$1.secrets" "$2" "$PKI/$3-chain.crt" "$PKI/$3.key"
+	sds_secrets "$TMP/$1.secrets" "$2" "$PKI/$3-chain.crt" "$PKI/$3.key"
 	pid=$([ "$1" = a ] && echo "$A_SDS" || echo "$B_SDS")
 	kill -HUP "$pid"
 	sleep 1

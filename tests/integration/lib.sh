@@ -428,3 +428,38 @@ check_range() {
 		_t_fail "$1" "$(printf %q "$2") not in [$3, $4]"
 	fi
 }
+
+# ---------------------------------------------------------------------------------------
+# SDS in Istio's shape (the TLS tests)
+
+# sds_ref NAME [TIMEOUT]: an SdsSecretConfig over the `sds-grpc` cluster, as istiod writes it.
+sds_ref() {
+	echo "{\"name\":\"$1\",\"sds_config\":{\"api_config_source\":{\"api_type\":\"GRPC\",
+  \"grpc_services\":[{\"envoy_grpc\":{\"cluster_name\":\"sds-grpc\"}}],
+  \"set_node_on_first_message_only\":true,\"transport_api_version\":\"V3\"},
+  \"initial_fetch_timeout\":\"${2:-0s}\",\"resource_api_version\":\"V3\"}}"
+}
+# sds_grpc_cluster SOCKET: the bootstrap's `sds-grpc` cluster (HTTP/2 to a unix socket).
+sds_grpc_cluster() {
+	echo "{\"name\":\"sds-grpc\",\"type\":\"STATIC\",\"connect_timeout\":\"1s\",
+  \"load_assignment\":{\"cluster_name\":\"sds-grpc\",\"endpoints\":[{\"lb_endpoints\":[
+    {\"endpoint\":{\"address\":{\"pipe\":{\"path\":\"$1\"}}}}]}]},
+  \"typed_extension_protocol_options\":{\"envoy.extensions.upstreams.http.v3.HttpProtocolOptions\":{
+    \"@type\":\"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\",
+    \"explicit_http_config\":{\"http2_protocol_options\":{}}}}}"
+}
+# sds_secrets FILE CA [CHAIN KEY]: pilot-agent's secrets as it sends them (inline bytes):
+# ROOTCA, and `default` when CHAIN and KEY are given; FILE is replaced atomically.
+sds_secrets() {
+	local t=type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+	if [ -n "${3:-}" ]; then
+		jq -n --rawfile ca "$2" --rawfile chain "$3" --rawfile key "$4" --arg t "$t" '[
+			{"@type": $t, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_bytes": ($ca | @base64)}}},
+			{"@type": $t, "name": "default", "tls_certificate": {
+				"certificate_chain": {"inline_bytes": ($chain | @base64)},
+				"private_key": {"inline_bytes": ($key | @base64)}}}]'
+	else
+		jq -n --rawfile ca "$2" --arg t "$t" '[
+			{"@type": $t, "name": "ROOTCA", "validation_context": {"trusted_ca": {"inline_bytes": ($ca | @base64)}}}]'
+	fi >"$1.tmp" && mv "$1.tmp" "$1"
+}

@@ -163,12 +163,6 @@ until_jq() {
 	echo false
 }
 
-sds_grpc() { # NAME [TIMEOUT]: Istio's SdsSecretConfig over the sds-grpc cluster
-	echo "{\"name\":\"$1\",\"sds_config\":{\"api_config_source\":{\"api_type\":\"GRPC\",
-  \"grpc_services\":[{\"envoy_grpc\":{\"cluster_name\":\"sds-grpc\"}}],
-  \"set_node_on_first_message_only\":true,\"transport_api_version\":\"V3\"},
-  \"initial_fetch_timeout\":\"${2:-0s}\",\"resource_api_version\":\"V3\"}}"
-}
 sds_ads() { # NAME: over the ADS stream
 	echo "{\"name\":\"$1\",\"sds_config\":{\"ads\":{},\"initial_fetch_timeout\":\"0s\",\"resource_api_version\":\"V3\"}}"
 }
@@ -299,12 +293,12 @@ EOF
 
 	PROBE=$(plain_listener probe "$L_PROBE" "$APP" "$D/probe.log" "probe")
 	OUT=$(plain_listener outbound "$L_OUT" "$CLUSTER" "$D/out.log" "%UPSTREAM_PEER_URI_SAN%")
-	IN=$(tls_listener inbound "$L_IN" "$(sds_grpc default)" "$(sds_grpc ROOTCA)" "$D/in.log" \
+	IN=$(tls_listener inbound "$L_IN" "$(sds_ref default)" "$(sds_ref ROOTCA)" "$D/in.log" \
 		"%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION%")
-	IN_V2=$(tls_listener inbound "$L_IN" "$(sds_grpc default)" "$(sds_grpc ROOTCA)" "$D/in.log" \
+	IN_V2=$(tls_listener inbound "$L_IN" "$(sds_ref default)" "$(sds_ref ROOTCA)" "$D/in.log" \
 		"v2 %DOWNSTREAM_PEER_URI_SAN%")
-	NEVER=$(tls_listener never "$L_NEVER" "$(sds_grpc never 1s)" "$(sds_grpc ROOTCA)" "$D/never.log" "never")
-	MTLS=$(mtls_cluster "$CLUSTER" "$L_IN" server.default.svc.cluster.local "$(sds_grpc default)" "$(sds_grpc ROOTCA)")
+	NEVER=$(tls_listener never "$L_NEVER" "$(sds_ref never 1s)" "$(sds_ref ROOTCA)" "$D/never.log" "never")
+	MTLS=$(mtls_cluster "$CLUSTER" "$L_IN" server.default.svc.cluster.local "$(sds_ref default)" "$(sds_ref ROOTCA)")
 	OUT2=$(plain_listener outbound2 "$L_OUT2" "$CLUSTER2" "$D/out2.log" "%UPSTREAM_PEER_URI_SAN%")
 	IN2=$(tls_listener inbound2 "$L_IN2" "$(sds_ads ads-cert)" "$(sds_ads ads-root)" "$D/in2.log" \
 		"%DOWNSTREAM_PEER_URI_SAN%")

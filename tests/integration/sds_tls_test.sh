@@ -156,13 +156,6 @@ until_line() {
 	echo "$r"
 }
 
-sds_ref() {
-	echo "{\"name\":\"$1\",\"sds_config\":{\"api_config_source\":{\"api_type\":\"GRPC\",
-  \"grpc_services\":[{\"envoy_grpc\":{\"cluster_name\":\"sds-grpc\"}}],
-  \"set_node_on_first_message_only\":true,\"transport_api_version\":\"V3\"},
-  \"initial_fetch_timeout\":\"0s\",\"resource_api_version\":\"V3\"}}"
-}
-
 ports P_APP L_OUT L_IN
 ADMIN=$(free_port)
 CLUSTER="outbound|$L_IN||server.default.svc.cluster.local"
@@ -266,6 +259,10 @@ check_match "0: before 'default' arrives the connection is refused, never sent i
 check_contains "0: the wait is logged" "$(cat "$SKIFF_LOG")" "wait for SDS"
 check_stat "cluster.$CLUSTER.client_ssl_socket_factory.ssl_context_update_by_sds" 0
 check_stat listener.inbound.server_ssl_socket_factory.ssl_context_update_by_sds 0
+check_stat "cluster.$CLUSTER.client_ssl_socket_factory.upstream_context_secrets_not_ready" 1
+r=$(timeout 5 openssl s_client -connect "127.0.0.1:$L_IN" </dev/null 2>&1 | grep -c "BEGIN CERTIFICATE")
+check_eq "0: a TLS client straight to the server listener gets no certificate" "$r" 0
+check_stat listener.inbound.server_ssl_socket_factory.downstream_context_secrets_not_ready 1
 
 # ======================================================================= 1. default arrives
 
