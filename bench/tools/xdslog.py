@@ -78,7 +78,7 @@ def wait(log, version, kinds, min_sends, timeout, pid):
         if size != last_size:
             last_size, last_change = size, time.time()
         evs = parse(log)
-        streams = [e["stream"] for e in evs if e["ev"] == "SEND" and e["version"] == version]
+        streams = [e["stream"] for e in evs if e["ev"] == "SEND" and e["version"] == version and e["type"] in types]
         stream = streams[-1] if streams else None
         rs = responses(evs, lambda e: e["version"] == version and e["stream"] == stream and e["type"] in types)
         second = [r for r in rs if r["type"] == types[1]]
@@ -90,7 +90,7 @@ def wait(log, version, kinds, min_sends, timeout, pid):
             break
         time.sleep(0.02)
     evs = parse(log)
-    streams = [e["stream"] for e in evs if e["ev"] == "SEND" and e["version"] == version]
+    streams = [e["stream"] for e in evs if e["ev"] == "SEND" and e["version"] == version and e["type"] in types]
     stream = streams[-1] if streams else None
     rs = responses(evs, lambda e: e["version"] == version and e["stream"] == stream and e["type"] in types)
     store = [e["t"] for e in evs if e["ev"] == "STORE" and e["version"] == version]

@@ -32,6 +32,15 @@ struct sk_tls_ctx *sk_tls_ctx_new(const struct sk_tls_context_config *cfg, const
 /* Looks up the current version of an SDS secret (NULL while it has not arrived). */
 typedef const struct sk_tls_secret *(*sk_tls_secret_lookup_fn)(void *arg, const char *name);
 
+/* A version of a secret its owner keeps alive for a holder, on any thread, until release(h). */
+struct sk_tls_secret_hold {
+	const struct sk_tls_secret *secret;
+	void (*release)(void *h);
+	void *h;
+};
+/* Takes a hold on the current version of a secret: true, or false while it has not arrived. */
+typedef bool (*sk_tls_secret_hold_fn)(void *arg, const char *name, struct sk_tls_secret_hold *out);
+
 /* For a cfg that names SDS secrets (cert and/or validation): when `changed` is NULL or one of
  * the names cfg uses, and every secret cfg names is present (lookup), builds a new context
  * into *out (one reference) and returns 1; returns 0 with *out NULL when cfg names no SDS

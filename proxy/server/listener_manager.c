@@ -56,7 +56,9 @@ struct sk_snapshot *sk_lm_build(const sk_bootstrap_pb *b, struct sk_stats_store 
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
-		if (bind && sk_listener_bind(listeners[built_l], n_workers, true, why, sizeof(why)) < 0) {
+		/* bound now (an address in use fails the bootstrap), listening once the workers
+		 * start: until the server is initialized connections are refused, as Envoy's */
+		if (bind && sk_listener_bind(listeners[built_l], n_workers, false, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "listener '%s': %s", lc->name, why);
 			built_l++;
 			goto fail;

@@ -837,3 +837,57 @@ void sk_secrets_config_dump(const struct sk_secrets *sec, json_t *dump)
 	else
 		json_decref(warming);
 }
+
+/* ---- what is still missing ---------------------------------------------------------------- */
+
+static void missing_ctx(struct sk_secrets *sec, const struct sk_tls_context_config *cfg, size_t *missing,
+			double *wait, const char **first)
+{
+	const struct sk_sds_ref *refs[2] = {NULL, NULL};
+
+	if (cfg == NULL)
+		return;
+	if (cfg->has_cert_sds)
+		refs[0] = &cfg->cert_sds;
+	if (cfg->has_validation_sds)
+		refs[1] = &cfg->validation_sds;
+	for (int i = 0; i < 2; i++) {
+		if (refs[i] == NULL || sk_secrets_get(sec, refs[i]->name, NULL) != NULL)
+			continue;
+		if (*missing == 0)
+			*first = refs[i]->name;
+		(*missing)++;
+		if (refs[i]->initial_fetch_timeout <= 0)
+			*wait = -1;
+		else if (*wait >= 0 && refs[i]->initial_fetch_timeout > *wait)
+			*wait = refs[i]->initial_fetch_timeout;
+	}
+}
+
+size_t sk_secrets_missing_cluster(struct sk_secrets *sec, const struct sk_cluster_config *cc, double *wait,
+				  const char **first)
+{
+	size_t n = 0;
+
+	if (sec == NULL)
+		return 0;
+	missing_ctx(sec, cc->tls_default_ctx, &n, wait, first);
+	missing_ctx(sec, cc->tls_istio_ctx, &n, wait, first);
+	return n;
+}
+
+size_t sk_secrets_missing_listener(struct sk_secrets *sec, const struct sk_listener_config *lc, double *wait,
+				   const char **first)
+{
+	size_t n = 0;
+
+	if (sec == NULL)
+		return 0;
+	for (size_t i = 0; i <= lc->n_chains; i++) {
+		const struct sk_filter_chain_config *ch = i < lc->n_chains ? &lc->chains[i] : lc->default_chain;
+
+		if (ch != NULL)
+			missing_ctx(sec, ch->tls_ctx, &n, wait, first);
+	}
+	return n;
+}

@@ -95,6 +95,14 @@ int sk_secrets_apply_ads(struct sk_secrets *sec, struct sk_ads_update *u, char *
  * sk_secrets_subscribe error. */
 int sk_secrets_subscribe_bootstrap(struct sk_secrets *sec, char *err, size_t errlen);
 
+/* How many of the secrets a cluster's (listener's) TLS contexts name have not arrived; *first
+ * gets the first one's name, *wait the longest initial_fetch_timeout among them (seconds; -1
+ * once one of them waits forever; start it at 0). sec NULL: 0. */
+size_t sk_secrets_missing_cluster(struct sk_secrets *sec, const struct sk_cluster_config *cc, double *wait,
+				  const char **first);
+size_t sk_secrets_missing_listener(struct sk_secrets *sec, const struct sk_listener_config *lc, double *wait,
+				   const char **first);
+
 /* The current version of a secret, NULL while it is warming or unknown. *generation (may be
  * NULL) changes whenever the secret does (1 for the first version). */
 const struct sk_tls_secret *sk_secrets_get(struct sk_secrets *sec, const char *name, uint64_t *generation);

@@ -329,6 +329,21 @@ static const struct sk_tls_secret *lookup_secret(void *arg, const char *name)
 	return sk_secrets_get(arg, name, NULL);
 }
 
+static void release_secret(void *h)
+{
+	sk_secret_version_unref(h);
+}
+
+static bool hold_secret(void *arg, const char *name, struct sk_tls_secret_hold *out)
+{
+	struct sk_secret_version *v = sk_secrets_acquire(arg, name);
+
+	if (v == NULL)
+		return false;
+	*out = (struct sk_tls_secret_hold){sk_secret_version_secret(v), release_secret, v};
+	return true;
+}
+
 void sk_server_sds_tls_apply(struct sk_server *s, struct sk_snapshot *snap, const char *changed)
 {
 	size_t i;
@@ -336,9 +351,59 @@ void sk_server_sds_tls_apply(struct sk_server *s, struct sk_snapshot *snap, cons
 	if (snap == NULL || s->secrets == NULL)
 		return;
 	for (i = 0; i < snap->n_clusters; i++)
-		sk_cluster_tls_update(snap->clusters[i], changed, lookup_secret, s->secrets);
+		sk_cluster_tls_update(snap->clusters[i], changed, hold_secret, s->secrets);
 	for (i = 0; i < snap->n_listeners; i++)
 		sk_listener_tls_update(snap->listeners[i], s->shard, changed, lookup_secret, s->secrets);
+}
+
+static int start_serving(struct sk_server *s, char *err, size_t errlen);
+
+/* Whether the static resources still wait for SDS secrets (the first call arms the timer of
+ * the longest initial_fetch_timeout among the missing ones; none when one waits forever). */
+static bool static_secrets_pending(struct sk_server *s)
+{
+	struct sk_snapshot *snap = s->init_snap;
+	const char *first = NULL;
+	double wait = 0;
+	size_t i, n = 0;
+
+	if (snap == NULL || s->sds_init_expired)
+		return false;
+	for (i = 0; i < snap->n_clusters; i++)
+		n += sk_secrets_missing_cluster(s->secrets, snap->clusters[i]->config, &wait, &first);
+	for (i = 0; i < snap->n_listeners; i++)
+		n += sk_secrets_missing_listener(s->secrets, snap->listeners[i]->cfg, &wait, &first);
+	if (n > 0 && !ev_is_active(&s->sds_init_timer)) {
+		sk_log_info(SK_LOG_MAIN, "the static resources wait for %zu SDS secret(s) ('%s', ...)%s", n, first,
+			    wait > 0 ? "" : ", without a timeout");
+		if (wait > 0) {
+			ev_timer_set(&s->sds_init_timer, wait, 0.);
+			ev_timer_start(s->loop, &s->sds_init_timer);
+		}
+	}
+	return n > 0;
+}
+
+static void start_when_ready(struct sk_server *s)
+{
+	char err[512];
+
+	if (!s->init_wanted || s->init_done || static_secrets_pending(s))
+		return;
+	if (start_serving(s, err, sizeof(err)) < 0)
+		sk_log_critical(SK_LOG_MAIN, "cannot start the workers: %s", err);
+}
+
+static void on_sds_init_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sk_server *s = t->data;
+
+	(void)loop;
+	(void)revents;
+	sk_log_warn(SK_LOG_MAIN, "SDS secrets of the static resources did not all arrive within their "
+		    "initial_fetch_timeout: starting; their TLS connections are refused until they do");
+	s->sds_init_expired = true;
+	start_when_ready(s);
 }
 
 static void on_secret_changed(void *ctx, const char *name)
@@ -346,6 +411,7 @@ static void on_secret_changed(void *ctx, const char *name)
 	struct sk_server *s = ctx;
 
 	sk_server_sds_tls_apply(s, s->snapshot, name);
+	start_when_ready(s);
 }
 
 int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootstrap_pb *bootstrap,
@@ -420,17 +486,19 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 		}
 	}
 
-	/* Static resources are ready at once. With LDS/CDS over xDS the server stays
-	 * INITIALIZING until the xDS client delivers them; workers start only then. */
+	/* Static resources are ready at once, unless they name SDS secrets: then, as Envoy's
+	 * init manager, the server stays INITIALIZING (workers and listeners not started) until
+	 * the secrets arrive or their initial_fetch_timeout ends (static_secrets_pending). With
+	 * LDS/CDS over xDS it also waits for the xDS client to deliver them; dynamic clusters and
+	 * listeners subscribe their secrets and warm in xds_config. */
 	sk_server_set_state(s, SK_STATE_INITIALIZING);
-	/* The static clusters' and listeners' secrets are subscribed; contexts whose secrets are
-	 * static are built now, SDS ones as their secrets arrive (on_secret_changed). Unlike
-	 * Envoy, static ones do not warm meanwhile: their connections are refused until then.
-	 * Dynamic clusters and listeners subscribe theirs and warm in xds_config. */
+	ev_init(&s->sds_init_timer, on_sds_init_timeout);
+	s->sds_init_timer.data = s;
 	if (opts->mode == SK_MODE_SERVE) {
 		if ((rc = sk_secrets_subscribe_bootstrap(s->secrets, err, errlen)) < 0)
 			return rc;
 		sk_server_sds_tls_apply(s, s->snapshot, NULL);
+		s->init_snap = sk_snapshot_ref(s->snapshot);
 	}
 	if (s->dynamic && opts->mode == SK_MODE_SERVE) {
 		s->xds = sk_xds_config_start(s, &rc, err, errlen);
@@ -445,6 +513,18 @@ int sk_server_init(struct sk_server *s, const struct sk_options *opts, sk_bootst
 
 int sk_server_initialized(struct sk_server *s, char *err, size_t errlen)
 {
+	s->init_wanted = true;
+	if (static_secrets_pending(s))
+		return 0; /* start_when_ready, once they are in */
+	return start_serving(s, err, errlen);
+}
+
+static int start_serving(struct sk_server *s, char *err, size_t errlen)
+{
+	s->init_done = true;
+	ev_timer_stop(s->loop, &s->sds_init_timer);
+	sk_snapshot_unref(s->init_snap);
+	s->init_snap = NULL;
 	if (s->opts->mode == SK_MODE_SERVE) {
 		s->workers = sk_workers_start(s->stats, s->concurrency, err, errlen);
 		if (s->workers == NULL)
@@ -480,7 +560,9 @@ void sk_server_destroy(struct sk_server *s)
 		ev_timer_stop(s->loop, &s->tick);
 		ev_idle_stop(s->loop, &s->shutdown);
 		ev_timer_stop(s->loop, &s->drain_timer);
+		ev_timer_stop(s->loop, &s->sds_init_timer);
 	}
+	sk_snapshot_unref(s->init_snap);
 	sk_lm_stop_workers(s);
 	sk_workers_stop(s->workers);
 	sk_xds_config_free(s->xds);

@@ -58,6 +58,11 @@ struct sk_server {
 	struct sk_snapshot *snapshot;     /* the newest configuration (referenced) */
 	struct sk_xds_config *xds;        /* owned; NULL without dynamic resources */
 	struct sk_secrets *secrets;       /* owned: static secrets and SDS subscriptions */
+	/* Static clusters and listeners naming SDS secrets hold initialization (Envoy's init
+	 * manager): the first snapshot is kept until they arrived or sds_init_timer ended */
+	struct sk_snapshot *init_snap;
+	bool init_wanted, init_done, sds_init_expired;
+	ev_timer sds_init_timer;
 	struct sk_dns *dns;               /* resolver for DNS clusters */
 	ev_timer drain_timer;             /* polls the drain (listener_manager.c) */
 	ev_tstamp drain_deadline;

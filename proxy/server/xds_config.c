@@ -641,58 +641,6 @@ static bool cluster_warmed(struct dcluster *e)
 /* The secrets of cfg without a version yet: counted into *missing (the first one's name in
  * *first); *wait becomes the longest initial_fetch_timeout among them, < 0 once one of them
  * waits forever (timeout 0). */
-static void sds_missing_ctx(const struct sk_xds_config *x, const struct sk_tls_context_config *cfg, size_t *missing,
-			    double *wait, const char **first)
-{
-	const struct sk_sds_ref *refs[2] = {NULL, NULL};
-
-	if (cfg == NULL)
-		return;
-	if (cfg->has_cert_sds)
-		refs[0] = &cfg->cert_sds;
-	if (cfg->has_validation_sds)
-		refs[1] = &cfg->validation_sds;
-	for (int i = 0; i < 2; i++) {
-		if (refs[i] == NULL || sk_secrets_get(x->s->secrets, refs[i]->name, NULL) != NULL)
-			continue;
-		if (*missing == 0)
-			*first = refs[i]->name;
-		(*missing)++;
-		if (refs[i]->initial_fetch_timeout <= 0)
-			*wait = -1;
-		else if (*wait >= 0 && refs[i]->initial_fetch_timeout > *wait)
-			*wait = refs[i]->initial_fetch_timeout;
-	}
-}
-
-static size_t sds_missing_cluster(const struct sk_xds_config *x, const struct sk_cluster_config *cc, double *wait,
-				  const char **first)
-{
-	size_t n = 0;
-
-	if (x->s->secrets == NULL)
-		return 0;
-	sds_missing_ctx(x, cc->tls_default_ctx, &n, wait, first);
-	sds_missing_ctx(x, cc->tls_istio_ctx, &n, wait, first);
-	return n;
-}
-
-static size_t sds_missing_listener(const struct sk_xds_config *x, const struct sk_listener_config *lc, double *wait,
-				   const char **first)
-{
-	size_t n = 0;
-
-	if (x->s->secrets == NULL)
-		return 0;
-	for (size_t i = 0; i <= lc->n_chains; i++) {
-		const struct sk_filter_chain_config *ch = i < lc->n_chains ? &lc->chains[i] : lc->default_chain;
-
-		if (ch != NULL)
-			sds_missing_ctx(x, ch->tls_ctx, &n, wait, first);
-	}
-	return n;
-}
-
 /* A new cluster or listener waits for the secrets that are not here yet, as Envoy's SDS init
  * targets: each until it arrives or its initial_fetch_timeout (counted from now) passes. Sets
  * *sds_wait, *since and *deadline: when the longest timeout of those missing ends (0: one of
@@ -1204,7 +1152,7 @@ static int apply_clusters(struct sk_xds_config *x, struct sk_ads_update *u, char
 		struct dcla *known;
 		double wait = 0;
 		const char *first = NULL;
-		size_t missing = sds_missing_cluster(x, e->c->config, &wait, &first);
+		size_t missing = sk_secrets_missing_cluster(x->s->secrets, e->c->config, &wait, &first);
 
 		if (e->prev)
 			modified++;
@@ -1385,7 +1333,7 @@ static int apply_listeners(struct sk_xds_config *x, struct sk_ads_update *u, cha
 		struct dlistener *e = fresh[i];
 		double wait = 0;
 		const char *first = NULL;
-		size_t k, missing = sds_missing_listener(x, e->l->cfg, &wait, &first);
+		size_t k, missing = sk_secrets_missing_listener(x->s->secrets, e->l->cfg, &wait, &first);
 
 		if (e->prev)
 			modified++;
@@ -1635,7 +1583,7 @@ static void on_secret(void *ctx, const char *name)
 
 		if (!e->warming || !e->sds_wait)
 			continue;
-		missing = sds_missing_cluster(x, e->c->config, &wait, &first);
+		missing = sk_secrets_missing_cluster(x->s->secrets, e->c->config, &wait, &first);
 		if (sds_still(missing, wait, e->sds_since, &e->sds_deadline))
 			continue;
 		e->sds_wait = false;
@@ -1650,7 +1598,7 @@ static void on_secret(void *ctx, const char *name)
 
 		if (!e->warming || !e->sds_wait)
 			continue;
-		missing = sds_missing_listener(x, e->l->cfg, &wait, &first);
+		missing = sk_secrets_missing_listener(x->s->secrets, e->l->cfg, &wait, &first);
 		if (sds_still(missing, wait, e->sds_since, &e->sds_deadline))
 			continue;
 		e->sds_wait = false;

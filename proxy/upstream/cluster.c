@@ -524,51 +524,86 @@ static int build_tls(struct sk_cluster *c, struct sk_stats_store *stats, char *e
 	return 0;
 }
 
+static void pending_release(struct sk_tls_pending *p)
+{
+	if (p->set) {
+		if (p->cert.release)
+			p->cert.release(p->cert.h);
+		if (p->val.release)
+			p->val.release(p->val.h);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
 struct sk_tls_ctx *sk_cluster_tls_ctx_acquire(struct sk_cluster *c, bool istio)
 {
-	struct sk_tls_ctx *ctx;
+	static const char *const where[2] = {"transport_socket", "transport_socket_matches (tlsMode istio)"};
+	const struct sk_cluster_config *cc = c->config;
+	int i = istio ? 1 : 0;
+	struct sk_tls_pending pend = {0};
+	struct sk_tls_ctx *ctx, *old = NULL;
 
 	pthread_mutex_lock(&c->tls_lock);
-	ctx = c->tls_ctx[istio ? 1 : 0];
+	if (c->tls_pend[i].set) {
+		/* the first connection since the secrets changed builds the context (the others
+		 * wait on the lock for it) */
+		const struct sk_tls_context_config *cfg = i ? cc->tls_istio_ctx : cc->tls_default_ctx;
+		char why[512];
+
+		pend = c->tls_pend[i];
+		memset(&c->tls_pend[i], 0, sizeof(c->tls_pend[i]));
+		ctx = sk_tls_ctx_new(cfg, pend.cert.secret, pend.val.secret, why, sizeof(why));
+		if (ctx == NULL) {
+			sk_log_error(SK_LOG_UPSTREAM, "cluster '%s': %s: the TLS context does not build from its SDS "
+				     "secrets: %s (keeping the previous one)", cc->name, where[i], why);
+		} else {
+			old = c->tls_ctx[i];
+			__atomic_store_n(&c->tls_ctx[i], ctx, __ATOMIC_RELEASE);
+			sk_log_debug(SK_LOG_UPSTREAM, "cluster '%s': %s: TLS context %s from SDS", cc->name,
+				     where[i], old != NULL ? "rebuilt" : "built");
+		}
+	}
+	ctx = c->tls_ctx[i];
 	if (ctx != NULL)
 		sk_tls_ctx_ref(ctx);
 	pthread_mutex_unlock(&c->tls_lock);
+	sk_tls_ctx_unref(old); /* connections that started on it hold their own references */
+	pending_release(&pend);
 	return ctx;
 }
 
-int sk_cluster_tls_update(struct sk_cluster *c, const char *changed, sk_tls_secret_lookup_fn lookup, void *arg)
+int sk_cluster_tls_update(struct sk_cluster *c, const char *changed, sk_tls_secret_hold_fn hold, void *arg)
 {
 	const struct sk_cluster_config *cc = c->config;
 	const struct sk_tls_context_config *cfgs[2] = {cc->tls_default_ctx, cc->tls_istio_ctx};
-	static const char *const where[2] = {"transport_socket", "transport_socket_matches (tlsMode istio)"};
-	char why[512];
 	int i, n = 0;
 
 	for (i = 0; i < 2; i++) {
-		struct sk_tls_ctx *ctx, *old;
-		int rc;
+		const struct sk_tls_context_config *cfg = cfgs[i];
+		struct sk_tls_pending p = {.set = true}, old;
+		bool built;
 
-		if (changed == NULL && c->tls_ctx[i] != NULL)
-			continue; /* built already: only a change rebuilds it */
-		rc = sk_tls_ctx_from_sds(cfgs[i], changed, lookup, arg, &ctx, why, sizeof(why));
-
-		if (rc < 0)
-			sk_log_error(SK_LOG_UPSTREAM, "cluster '%s': %s: SDS secret update: %s (keeping the "
-				     "previous context)", cc->name, where[i], why);
-		if (rc <= 0)
+		if (cfg == NULL || (!cfg->has_cert_sds && !cfg->has_validation_sds))
 			continue;
 		pthread_mutex_lock(&c->tls_lock);
-		old = c->tls_ctx[i];
-		__atomic_store_n(&c->tls_ctx[i], ctx, __ATOMIC_RELEASE);
+		built = c->tls_ctx[i] != NULL || c->tls_pend[i].set;
 		pthread_mutex_unlock(&c->tls_lock);
-		/* connections that started on `old` hold references; the cluster keeps it one more
-		 * rotation for sk_cluster_tls_ctx's borrowers */
-		sk_tls_ctx_unref(c->tls_retired[i]);
-		c->tls_retired[i] = old;
+		if (changed == NULL ? built
+				    : !(cfg->has_cert_sds && strcmp(cfg->cert_sds.name, changed) == 0) &&
+					      !(cfg->has_validation_sds && strcmp(cfg->validation_sds.name, changed) == 0))
+			continue;
+		if ((cfg->has_cert_sds && !hold(arg, cfg->cert_sds.name, &p.cert)) ||
+		    (cfg->has_validation_sds && !hold(arg, cfg->validation_sds.name, &p.val))) {
+			pending_release(&p); /* a secret is still missing */
+			continue;
+		}
+		pthread_mutex_lock(&c->tls_lock);
+		old = c->tls_pend[i];
+		c->tls_pend[i] = p;
+		pthread_mutex_unlock(&c->tls_lock);
+		pending_release(&old);
 		if (changed != NULL && c->main_shard != NULL)
 			sk_stat_inc(c->main_shard, c->ssl_context_update_by_sds);
-		sk_log_info(SK_LOG_UPSTREAM, "cluster '%s': %s: TLS context %s from SDS", cc->name, where[i],
-			    old != NULL ? "rebuilt" : "built");
 		n++;
 	}
 	return n;
@@ -678,8 +713,8 @@ void sk_cluster_unref(struct sk_cluster *c)
 	pthread_mutex_destroy(&c->tls_lock);
 	sk_tls_ctx_unref(c->tls_ctx[0]);
 	sk_tls_ctx_unref(c->tls_ctx[1]);
-	sk_tls_ctx_unref(c->tls_retired[0]);
-	sk_tls_ctx_unref(c->tls_retired[1]);
+	pending_release(&c->tls_pend[0]);
+	pending_release(&c->tls_pend[1]);
 	sk_cluster_config_free(c->config);
 	free(c);
 }

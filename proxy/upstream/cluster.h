@@ -122,7 +122,12 @@ struct sk_cluster {
 	 * sk_cluster_tls_ctx_acquire (tls_lock) */
 	struct sk_tls_ctx *tls_ctx[2];
 	pthread_mutex_t tls_lock;
-	struct sk_tls_ctx *tls_retired[2]; /* the contexts the last rotation replaced (main thread) */
+	/* SDS contexts are built when a connection first needs them (most of a mesh's clusters
+	 * are never used by one pod): tls_pend holds the secrets of the next build (tls_lock) */
+	struct sk_tls_pending {
+		bool set;
+		struct sk_tls_secret_hold cert, val;
+	} tls_pend[2];
 	sk_stat_id ssl_context_update_by_sds; /* client_ssl_socket_factory.* (0: no TLS) ... */
 	sk_stat_id upstream_context_secrets_not_ready; /* ... a connection refused: no context yet */
 	struct sk_tls_stats tls_st;       /* cluster.<name>.ssl.* (registered when TLS) */
@@ -181,11 +186,8 @@ void sk_cluster_unref(struct sk_cluster *c);
 struct sk_host *sk_cluster_pick(struct sk_cluster *c, uint32_t slot, uint64_t hash, bool has_hash,
 				 struct sk_host_set **set_out);
 
-/* The context host h connects with, borrowed (the cluster keeps it), or NULL when its socket
- * is TLS whose certificates wait for SDS. Only meaningful when h->tls. A worker must take its
- * own reference (sk_tls_ctx_ref, or sk_tls_conn_new) right away: an SDS rotation swaps the
- * context, and the cluster keeps the replaced one alive only until the next rotation.
- * sk_cluster_tls_ctx_acquire takes the reference under the lock. */
+/* The context host h connects with as built so far, borrowed, or NULL (raw, SDS secrets not
+ * in, or not built yet: sk_cluster_tls_ctx_acquire builds it). Tests only. */
 static inline struct sk_tls_ctx *sk_cluster_tls_ctx(const struct sk_cluster *c, const struct sk_host *h)
 {
 	return __atomic_load_n(&c->tls_ctx[h->tls_istio ? 1 : 0], __ATOMIC_ACQUIRE);
@@ -193,17 +195,18 @@ static inline struct sk_tls_ctx *sk_cluster_tls_ctx(const struct sk_cluster *c, 
 
 /* A reference on the context of the default socket (istio false) or of the tlsMode-istio
  * match (true), for a new connection (release with sk_tls_ctx_unref); NULL when that socket
- * is raw or its SDS secrets have not arrived. Any thread: SDS rotations swap the context on
- * the main thread (sk_cluster_tls_update); a connection keeps the one it started with. */
+ * is raw, its SDS secrets have not arrived, or they do not build a context (logged). Any
+ * thread; the first connection after a secret change builds the context from the secrets
+ * sk_cluster_tls_update held (a connection keeps the context it started with). */
 struct sk_tls_ctx *sk_cluster_tls_ctx_acquire(struct sk_cluster *c, bool istio);
 
-/* Main thread: (re)builds the contexts whose SDS secrets include `changed` (NULL: every SDS
- * context not built yet, as at start or in a new configuration) once all the secrets they name are present (lookup), and swaps them
- * in for new connections; each rebuild counts
+/* Main thread: for the SDS contexts whose secrets include `changed` (NULL: every SDS context
+ * neither built nor pending, as at start or in a new configuration), once every secret they
+ * name is present, holds those secret versions for the next connection to build the context
+ * from (the one before stays in use until then); each such change counts
  * cluster.<name>.client_ssl_socket_factory.ssl_context_update_by_sds when `changed` is set.
- * A context that does not build is logged and the previous one kept. Returns how many were
- * swapped in. */
-int sk_cluster_tls_update(struct sk_cluster *c, const char *changed, sk_tls_secret_lookup_fn lookup, void *arg);
+ * Returns how many were scheduled. */
+int sk_cluster_tls_update(struct sk_cluster *c, const char *changed, sk_tls_secret_hold_fn hold, void *arg);
 
 struct sk_host_set *sk_host_set_ref(struct sk_host_set *hs);
 void sk_host_set_unref(struct sk_host_set *hs);

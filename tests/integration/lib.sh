@@ -254,6 +254,16 @@ wait_admin() {
 	return 1
 }
 
+# wait_live PORT [SECONDS]: polls /ready until it says LIVE (default 20 s); 1 otherwise.
+wait_live() {
+	local i
+	for i in $(seq $((${2:-20} * 20))); do
+		[ "$(curl -s --max-time 1 "http://127.0.0.1:$1/ready" 2>/dev/null)" = LIVE ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # wait_admin_unix PATH [PID]: as wait_admin, for an admin on a unix socket.
 wait_admin_unix() {
 	local path=$1 pid=${2:-${SKIFF_PID:-}} i code deadline=$((SECONDS + 11))

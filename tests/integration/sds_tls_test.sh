@@ -6,10 +6,12 @@
 #   client listener (plain) -> cluster with a tlsMode-istio UpstreamTlsContext (SDS default +
 #   combined_validation_context with SDS ROOTCA) -> server listener (tls_inspector; chain
 #   with a DownstreamTlsContext: SDS default + ROOTCA, require_client_certificate) -> echo.
-#   0. only ROOTCA served: the contexts are not built, connections are refused (not sent in
-#      clear); Envoy would keep the listener warming instead
+#   0. only ROOTCA served: as Envoy, the server stays INITIALIZING (static resources wait for
+#      their SDS secrets): connections are refused, nothing goes in clear
 #   1. `default` arrives: contexts built, data passes, the peer SPIFFE id is logged,
-#      ssl_context_update_by_sds 1 on both sides
+#      ssl_context_update_by_sds 1 on both sides; the secret `never` (initial_fetch_timeout
+#      1 s) never comes: skiff started when it timed out, its listener and cluster refuse
+#      their TLS connections (*_context_secrets_not_ready)
 #   2. `default` rotated (new certificate, another identity, SIGHUP): a connection opened
 #      before still works on its old context; new ones pass and present the new identity;
 #      ssl_context_update_by_sds 2
@@ -156,7 +158,7 @@ until_line() {
 	echo "$r"
 }
 
-ports P_APP L_OUT L_IN
+ports P_APP L_OUT L_IN L_NEVER L_NEVER_OUT
 ADMIN=$(free_port)
 CLUSTER="outbound|$L_IN||server.default.svc.cluster.local"
 SNI="outbound_.${L_IN}_._.server.default.svc.cluster.local"
@@ -199,8 +201,25 @@ cat >"$TMP/boot.json" <<EOF
       "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"}}}]},
   {"name": "inbound|$P_APP||", "type": "STATIC", "connect_timeout": "2s",
    "load_assignment": {"cluster_name": "app", "endpoints": [{"lb_endpoints": [
-     {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $P_APP}}}}]}]}}],
+     {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $P_APP}}}}]}]}},
+  {"name": "never-c", "type": "STATIC", "connect_timeout": "2s",
+   "load_assignment": {"cluster_name": "never-c", "endpoints": [{"lb_endpoints": [
+     {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": $L_IN}}}}]}]},
+   "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+     "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+     "common_tls_context": {"tls_certificate_sds_secret_configs": [$(sds_ref never 1s)],
+      "validation_context_sds_secret_config": $(sds_ref ROOTCA)}}}}],
  "listeners": [
+  {"name": "never-out", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $L_NEVER_OUT}},
+   "filter_chains": [{"filters": [$(tcp_filter never_out never-c "$TMP/never-out.log" "%UPSTREAM_HOST%")]}]},
+  {"name": "never-in", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $L_NEVER}},
+   "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+     "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
+   "filter_chains": [{"filter_chain_match": {"transport_protocol": "tls"},
+     "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+      "common_tls_context": {"tls_certificate_sds_secret_configs": [$(sds_ref never 1s)]}}},
+     "filters": [$(tcp_filter never_in "inbound|$P_APP||" "$TMP/never-in.log" "%DOWNSTREAM_PEER_URI_SAN%")]}]},
   {"name": "outbound", "stat_prefix": "outbound",
    "address": {"socket_address": {"address": "127.0.0.1", "port_value": $L_OUT}},
    "filter_chains": [{"filters": [$(tcp_filter outbound "$CLUSTER" "$TMP/out.log" "%UPSTREAM_PEER_URI_SAN%")]}]},
@@ -255,14 +274,12 @@ if ! wait_admin "$ADMIN"; then
 fi
 check_stat sds.ROOTCA.update_success 1
 r=$(pyh line "$L_OUT" too-early)
-check_match "0: before 'default' arrives the connection is refused, never sent in clear ($r)" "$r" '^(CLOSED|RESET)$'
-check_contains "0: the wait is logged" "$(cat "$SKIFF_LOG")" "wait for SDS"
+check_eq "0: before 'default' arrives skiff is not serving: the connection is refused, nothing in clear" "$r" REFUSED
+check_eq "0: ... it is INITIALIZING, as Envoy while static resources wait for SDS" \
+	"$(curl -s --max-time 3 "http://127.0.0.1:$ADMIN/ready")" INITIALIZING
+check_contains "0: the wait is logged" "$(cat "$SKIFF_LOG")" "the static resources wait for"
 check_stat "cluster.$CLUSTER.client_ssl_socket_factory.ssl_context_update_by_sds" 0
 check_stat listener.inbound.server_ssl_socket_factory.ssl_context_update_by_sds 0
-check_stat "cluster.$CLUSTER.client_ssl_socket_factory.upstream_context_secrets_not_ready" 1
-r=$(timeout 5 openssl s_client -connect "127.0.0.1:$L_IN" </dev/null 2>&1 | grep -c "BEGIN CERTIFICATE")
-check_eq "0: a TLS client straight to the server listener gets no certificate" "$r" 0
-check_stat listener.inbound.server_ssl_socket_factory.downstream_context_secrets_not_ready 1
 
 # ======================================================================= 1. default arrives
 
@@ -280,6 +297,15 @@ check_eq "1: the server side logs the client's SPIFFE id" "$(tail -n 1 "$TMP/in.
 wait_line "$TMP/out.log" . 3
 check_eq "1: the client side logs the server's SPIFFE id" "$(tail -n 1 "$TMP/out.log" 2>/dev/null)" \
 	"$TD/ns/default/sa/workload"
+check_eq "1: the secret 'never' did not come: after its 1 s initial_fetch_timeout skiff started anyway" \
+	"$(curl -s --max-time 3 "http://127.0.0.1:$ADMIN/ready")" LIVE
+r=$(timeout 5 openssl s_client -connect "127.0.0.1:$L_NEVER" </dev/null 2>&1 | grep -c "BEGIN CERTIFICATE")
+check_eq "1: ... its listener's TLS chain refuses connections (no certificate to present)" "$r" 0
+check_stat "listener.127.0.0.1_$L_NEVER.server_ssl_socket_factory.downstream_context_secrets_not_ready" 1
+r=$(pyh line "$L_NEVER_OUT" never)
+check_match "1: ... its cluster refuses to connect, never in clear ($r)" "$r" '^(CLOSED|RESET)$'
+check_stat cluster.never-c.client_ssl_socket_factory.upstream_context_secrets_not_ready 1
+check_contains "1: the timeout is logged" "$(cat "$SKIFF_LOG")" "did not all arrive within"
 
 # a connection opened before the rotation
 pyh hold "$L_OUT" "$TMP/hold.first" "$TMP/hold.go" before-rotation after-rotation >"$TMP/hold.out" 2>&1 &
@@ -304,8 +330,8 @@ touch "$TMP/hold.go"
 wait "$HOLD_PID"
 check_eq "2: the connection opened before the rotation still works" "$(cat "$TMP/hold.out")" after-rotation
 check_stat listener.inbound.ssl.handshake 3
-# only the connection of step 0 (refused while waiting for SDS) failed
-check_stat "cluster.$CLUSTER.upstream_cx_connect_fail" 1
+# no connection failed (step 0's was refused by the listener: skiff was not serving yet)
+check_stat "cluster.$CLUSTER.upstream_cx_connect_fail" 0
 
 kill -TERM "$SKIFF_PID"
 if wait_exit "$SKIFF_PID" 5; then

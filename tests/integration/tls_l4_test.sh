@@ -238,8 +238,8 @@ EOF
 		return 1
 	fi
 	start_skiff -c "$name.json" --concurrency 2
-	if ! wait_admin "$ADMIN"; then
-		_t_fail "$name: startup" "admin never answered; log: $(tail -n 20 "$SKIFF_LOG")"
+	if ! wait_admin "$ADMIN" || ! wait_live "$ADMIN" 5; then
+		_t_fail "$name: startup" "not LIVE; log: $(tail -n 20 "$SKIFF_LOG")"
 		return 1
 	fi
 }
@@ -258,7 +258,7 @@ if start_s_server "$P_SS" server; then
 		"$(file_ds "$PKI/root.crt")" "$TD/ns/default/sa/someone-else")
 	sds="{\"name\":\"envoy.transport_sockets.tls\",\"typed_config\":{\"@type\":\"$UP_CTX\",
   \"common_tls_context\":{\"tls_certificate_sds_secret_configs\":[{\"name\":\"default\",
-  \"sds_config\":{\"ads\":{},\"resource_api_version\":\"V3\"}}]}}}"
+  \"sds_config\":{\"ads\":{},\"resource_api_version\":\"V3\",\"initial_fetch_timeout\":\"0.5s\"}}]}}}"
 	if boot upstream "$(cluster_ts good "$P_SS" "$good"),$(cluster_ts bad "$P_SS" "$bad"),$(cluster_ts wait "$P_SS" "$sds")" \
 		"$(listener good "$L_GOOD" good "{\"filters\":[$(tcp_filter good good)]}"),$(listener bad "$L_BAD" bad "{\"filters\":[$(tcp_filter bad bad)]}"),$(listener wait "$L_WAIT" wait "{\"filters\":[$(tcp_filter wait wait)]}"),$(listener insp "$L_INSP" insp "{\"filters\":[$(tcp_filter insp good)]}" "\"listener_filters\":[$HTTP_INSP]")"; then
 		check_eq "$CASE: a line goes through TLS to s_server and back" "$(tlsh line "$L_GOOD" hello-upstream)" \
