@@ -15,7 +15,8 @@
 #   2. clients straight to the inbound port: HTTP/2 chosen by ALPN h2, HTTP/1.1 by
 #      http/1.1, a 1 MiB upload; no client certificate, a foreign CA, an expired one,
 #      plaintext to the STRICT port: refused, the app never sees them; PERMISSIVE accepts
-#      plaintext
+#      plaintext; hostile bytes (a ClientHello cut by noise, garbage records after a good
+#      handshake) close those connections and nothing else
 #   3. rotation under load: `default` of both sides, then ROOTCA to a bundle with a second
 #      root, then both workloads re-issued by that root; zero failed requests counted
 # Loopback and unix sockets only; every wait is bounded.
@@ -382,6 +383,47 @@ check_eq "2: the app saw none of the four" "$(app_count)" "$before"
 b_stat "listener.127.0.0.1_$L_IN.ssl.fail_verify_no_cert" 1
 b_stat "listener.127.0.0.1_$L_IN.ssl.fail_verify_error" 2
 b_stat "listener.127.0.0.1_$L_STRICT.no_filter_chain_match" 1
+
+# hostile bytes: a ClientHello cut short by garbage, and garbage TLS records after a good
+# handshake (sent on the raw socket under the TLS session); skiff closes those connections
+# and goes on serving
+before=$(app_count)
+cat >"$TMP/hostile.py" <<'PY'
+import os, socket, ssl, sys
+port, pki = int(sys.argv[1]), sys.argv[2]
+out = []
+s = socket.create_connection(("127.0.0.1", port), timeout=3)
+s.sendall(bytes.fromhex("160301020001") + os.urandom(600))  # a record header, then noise
+s.settimeout(3)
+try:
+    d = s.recv(4096)  # PERMISSIVE: not TLS, so the raw_buffer chain's HTTP codec answers 400
+    out.append("hello: " + (d.split(b" ")[1].decode() if d.startswith(b"HTTP/1.1 ") else "closed" if not d else "?"))
+except OSError as e:
+    out.append("hello: " + type(e).__name__)
+s.close()
+ctx = ssl.create_default_context(cafile=pki + "/root.crt")
+ctx.check_hostname = False
+ctx.load_cert_chain(pki + "/client-chain.crt", pki + "/client.key")
+ctx.set_alpn_protocols(["http/1.1"])
+t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=3))
+raw = socket.socket(fileno=t.detach())  # the TCP socket under the session
+raw.sendall(bytes.fromhex("1703030100") + os.urandom(256))  # application data nobody sealed
+raw.settimeout(3)
+try:
+    while raw.recv(4096):
+        pass
+    out.append("record: closed")
+except OSError as e:
+    out.append("record: " + type(e).__name__)
+print(" ".join(out))
+PY
+out=$(timeout 20 "$PYTHON3" "$TMP/hostile.py" "$L_IN" "$PKI" 2>&1)
+check_match "2: hostile bytes on the TLS port: both connections closed ($out)" "$out" \
+	'^hello: (400|closed|ConnectionResetError) record: (closed|ConnectionResetError)$'
+check_eq "2: ... the app saw nothing of them" "$(app_count)" "$before"
+check "2: ... the server sidecar still runs" _t_running "$B_PID"
+out=$(curl -s --max-time 5 --http1.1 "${CURL_MTLS[@]}" "https://server.default:$L_IN/after-hostile" 2>&1)
+check_eq "2: ... and serves the next client" "$(jq -r .path <<<"$out" 2>/dev/null)" /after-hostile
 
 req -H 'x-forwarded-client-cert: By=spiffe://evil' "http://127.0.0.1:$L_IN/permissive"
 check_eq "2: PERMISSIVE: plaintext HTTP is served by the raw_buffer chain" "$CODE/$(jq -r .chain <<<"$BODY" 2>/dev/null)" 200/plain
