@@ -73,7 +73,8 @@ class H(http.server.BaseHTTPRequestHandler):
             f.write(str(COUNT))
         os.rename(os.environ["APP_COUNT"] + ".tmp", os.environ["APP_COUNT"])
         seen = {"path": self.path, "xfcc": self.headers.get_all("x-forwarded-client-cert") or [],
-                "chain": self.headers.get("x-chain", ""), "len": len(extra)}
+                "chain": self.headers.get("x-chain", ""), "peer": self.headers.get("x-peer", ""),
+                "len": len(extra)}
         body = json.dumps(seen).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -177,7 +178,8 @@ inbound_hcm() { # CHAIN-TAG LOG
    \"log_format\":{\"text_format_source\":{\"inline_string\":\"$1 %DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION% %PROTOCOL% %RESPONSE_CODE%\\n\"}}}}],
   \"route_config\":{\"name\":\"inbound|80||\",\"virtual_hosts\":[{\"name\":\"inbound|http|80\",\"domains\":[\"*\"],
    \"routes\":[{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"inbound|80||\"},
-    \"request_headers_to_add\":[{\"header\":{\"key\":\"x-chain\",\"value\":\"$1\"}}]}]}]},
+    \"request_headers_to_add\":[{\"header\":{\"key\":\"x-chain\",\"value\":\"$1\"}},
+     {\"header\":{\"key\":\"x-peer\",\"value\":\"%DOWNSTREAM_PEER_URI_SAN%\"}}]}]}]},
   \"http_filters\":[$ROUTER]}}"
 }
 
@@ -318,6 +320,8 @@ check_eq "1: the inbound chain matched on Istio's ALPN (istio.alpn offered istio
 check_eq "1: the app sees one x-forwarded-client-cert element, Envoy's, the spoofed one dropped" \
 	"$(jq -r '.xfcc | join("|")' <<<"$BODY" 2>/dev/null)" \
 	"By=$TD/ns/default/sa/server;Hash=$HASH;Subject=\"$SUBJECT\";URI=$TD/ns/default/sa/client"
+check_eq "1: the router has the client's identity for headers (%DOWNSTREAM_PEER_URI_SAN%)" \
+	"$(jq -r .peer <<<"$BODY" 2>/dev/null)" "$TD/ns/default/sa/client"
 wait_line "$TMP/b.log" "^istio-http" 3
 check_eq "1: the server sidecar logs the client's SPIFFE id, TLSv1.3, HTTP/1.1" \
 	"$(grep '^istio-http' "$TMP/b.log" | tail -n 1)" "istio-http $TD/ns/default/sa/client TLSv1.3 HTTP/1.1 200"
