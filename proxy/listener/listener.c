@@ -287,6 +287,7 @@ void sk_listener_unref(struct sk_listener *l)
 	for (i = 0; i <= l->cfg->n_chains; i++)
 		sk_tls_ctx_unref(l->chain_tls[i]);
 	pthread_mutex_destroy(&l->tls_lock);
+	sk_tls_stats_free(&l->tls_st);
 	free(l->chain_tls);
 	free(l->chain_st);
 	free(l->chain_hst);

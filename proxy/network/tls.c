@@ -1190,6 +1190,53 @@ const char *sk_tls_cipher(const struct sk_tls_conn *c)
 	return cipher ? SSL_CIPHER_get_name(cipher) : "";
 }
 
+static const char *curve_name(int nid)
+{
+	switch (nid) {
+	case NID_X25519:
+		return "X25519";
+	case NID_X9_62_prime256v1:
+		return "P-256";
+	case NID_secp384r1:
+		return "P-384";
+	case NID_secp521r1:
+		return "P-521";
+	default:
+		return NULL;
+	}
+}
+
+static const char *sigalg_name(int type, int md)
+{
+	int bits = md == NID_sha256 ? 256 : md == NID_sha384 ? 384 : md == NID_sha512 ? 512 : 0;
+
+	if (type == NID_ED25519)
+		return "ed25519";
+	if (bits == 0)
+		return NULL;
+	if (type == NID_X9_62_id_ecPublicKey)
+		return bits == 256 ? "ecdsa_secp256r1_sha256" : bits == 384 ? "ecdsa_secp384r1_sha384"
+									 : "ecdsa_secp521r1_sha512";
+	if (type == NID_rsassaPss)
+		return bits == 256 ? "rsa_pss_rsae_sha256" : bits == 384 ? "rsa_pss_rsae_sha384" : "rsa_pss_rsae_sha512";
+	if (type == NID_rsaEncryption)
+		return bits == 256 ? "rsa_pkcs1_sha256" : bits == 384 ? "rsa_pkcs1_sha384" : "rsa_pkcs1_sha512";
+	return NULL;
+}
+
+void sk_tls_negotiated(const struct sk_tls_conn *c, struct sk_tls_negotiated *out)
+{
+	int type = NID_undef, md = NID_undef;
+
+	out->version = SSL_get_version(c->ssl);
+	out->cipher = sk_tls_cipher(c);
+	out->curve = curve_name(SSL_get_negotiated_group(c->ssl));
+	out->peer_sigalg = SSL_get_peer_signature_type_nid(c->ssl, &type) == 1 &&
+					   SSL_get_peer_signature_nid(c->ssl, &md) == 1
+				   ? sigalg_name(type, md)
+				   : NULL;
+}
+
 bool sk_tls_session_reused(const struct sk_tls_conn *c)
 {
 	return SSL_session_reused(c->ssl) == 1;

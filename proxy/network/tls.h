@@ -127,6 +127,13 @@ const char *sk_tls_alpn(const struct sk_tls_conn *c, size_t *len);
 const char *sk_tls_version(const struct sk_tls_conn *c);
 /* The cipher's OpenSSL name ("TLS_AES_128_GCM_SHA256"), for ssl.ciphers.<name>. */
 const char *sk_tls_cipher(const struct sk_tls_conn *c);
+/* What the handshake negotiated, named as Envoy's ssl.* stats name them: version
+ * ("TLSv1.3"), cipher, curve ("X25519", "P-256"; NULL when not one of those) and the peer's
+ * signature algorithm ("ecdsa_secp256r1_sha256"; NULL when the peer did not sign). */
+struct sk_tls_negotiated {
+	const char *version, *cipher, *curve, *peer_sigalg;
+};
+void sk_tls_negotiated(const struct sk_tls_conn *c, struct sk_tls_negotiated *out);
 bool sk_tls_session_reused(const struct sk_tls_conn *c);
 /* Whether the peer presented a certificate (a server's successful handshake without one
  * counts ssl.no_certificate). */

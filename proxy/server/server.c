@@ -178,8 +178,26 @@ static void refresh_gauges(struct sk_server *s)
 
 void sk_server_sync_stats(struct sk_server *s)
 {
-	for (size_t i = 0; s->snapshot && i < s->snapshot->n_clusters; i++)
-		sk_cluster_sync_stats(s->snapshot->clusters[i], s->stats, s->shard);
+	char scope[512];
+	size_t i;
+
+	for (i = 0; s->snapshot && i < s->snapshot->n_clusters; i++) {
+		struct sk_cluster *c = s->snapshot->clusters[i];
+
+		sk_cluster_sync_stats(c, s->stats, s->shard);
+		if (atomic_load(&c->tls_st.named) != NULL) {
+			snprintf(scope, sizeof(scope), "cluster.%s", c->config->stat_name);
+			sk_tls_stats_sync(&c->tls_st, s->stats, s->shard, scope);
+		}
+	}
+	for (i = 0; s->snapshot && i < s->snapshot->n_listeners; i++) {
+		struct sk_listener *l = s->snapshot->listeners[i];
+
+		if (atomic_load(&l->tls_st.named) != NULL) {
+			snprintf(scope, sizeof(scope), "listener.%s", l->cfg->stat_name);
+			sk_tls_stats_sync(&l->tls_st, s->stats, s->shard, scope);
+		}
+	}
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)

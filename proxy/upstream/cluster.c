@@ -711,6 +711,7 @@ void sk_cluster_unref(struct sk_cluster *c)
 	sk_host_set_unref(atomic_load(&c->hosts));
 	pthread_mutex_destroy(&c->hosts_lock);
 	pthread_mutex_destroy(&c->tls_lock);
+	sk_tls_stats_free(&c->tls_st);
 	sk_tls_ctx_unref(c->tls_ctx[0]);
 	sk_tls_ctx_unref(c->tls_ctx[1]);
 	pending_release(&c->tls_pend[0]);

@@ -331,6 +331,13 @@ check_eq "1: the client sidecar logs the server's SPIFFE id and TLSv1.3" \
 a_stat "cluster.$CLUSTER.ssl.handshake" 1
 b_stat listener.127.0.0.1_$L_IN.ssl.handshake 1
 b_stat "listener.127.0.0.1_$L_IN.ssl.no_certificate" 0
+# what was negotiated, under Envoy's names, which exist once used
+a_stat "cluster.$CLUSTER.ssl.versions.TLSv1.3" 1
+a_stat "cluster.$CLUSTER.ssl.ciphers.TLS_AES_128_GCM_SHA256" 1
+a_stat "cluster.$CLUSTER.ssl.curves.X25519" 1
+a_stat "cluster.$CLUSTER.ssl.sigalgs.ecdsa_secp256r1_sha256" 1
+b_stat "listener.127.0.0.1_$L_IN.ssl.sigalgs.ecdsa_secp256r1_sha256" 1
+b_stat "listener.127.0.0.1_$L_IN.ssl.versions.TLSv1.2" missing
 req "http://127.0.0.1:$L_OUT/again"
 check_eq "1: a second request takes the pooled mTLS connection" "$CODE" 200
 a_stat "cluster.$CLUSTER.upstream_cx_total" 1
