@@ -333,6 +333,7 @@ static void on_reap(struct ev_loop *loop, ev_idle *i, int revents)
 		free(c->hello);
 		free(c->sni);
 		free(c->peer_uri_san);
+		free(c->xfcc);
 		free(c);
 	}
 	ev_idle_stop(loop, i);

@@ -110,6 +110,8 @@ struct sk_conn {
 	char *peer_uri_san;                 /* over TLS: the client's URI SANs (the HTTP access log
 					     * asks once: peer_uri_san_done) */
 	bool peer_uri_san_done;
+	char *xfcc;                         /* over mTLS: this hop's x-forwarded-client-cert element
+					     * (made by the first request that forwards it) */
 	const char *http_proto;
 	const struct sk_filter_chain_config *chain;
 	const struct sk_tcp_stats *tst;

@@ -482,16 +482,7 @@ static void update_io(struct sk_h2_conn *h)
  * starts at the same bytes, as out moves only on success. */
 static ssize_t conn_send(struct sk_h2_conn *h)
 {
-	ssize_t n;
-
-	if (h->c->tls != NULL) {
-		n = sk_tls_write(h->c->tls, h->out.p + h->out.off, pending(&h->out));
-		if (n == -EAGAIN && sk_tls_want(h->c->tls) == SK_TLS_WANT_READ)
-			h->tls_wr_wants_read = true;
-		return n;
-	}
-	n = send(h->c->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
-	return n < 0 ? -errno : n;
+	return sk_tls_io_write(h->c->tls, h->c->fd, h->out.p + h->out.off, pending(&h->out), &h->tls_wr_wants_read);
 }
 
 /* One read, through TLS when the connection has it: > 0 bytes, 0 at the peer's end (FIN or
@@ -499,20 +490,12 @@ static ssize_t conn_send(struct sk_h2_conn *h)
  * tls_rd_wants_write). */
 static ssize_t conn_recv(struct sk_h2_conn *h, void *b, size_t len)
 {
-	ssize_t n;
+	ssize_t n = sk_tls_io_read(h->c->tls, h->c->fd, b, len, &h->tls_rd_wants_write);
 
-	if (h->c->tls != NULL) {
-		h->tls_rd_wants_write = false;
-		n = sk_tls_read(h->c->tls, b, len);
-		if (n == -EAGAIN && sk_tls_want(h->c->tls) == SK_TLS_WANT_WRITE)
-			h->tls_rd_wants_write = true;
-		else if (n == -EPROTO)
-			sk_log_debug(SK_LOG_HTTP, "[C%llu] http2: TLS: %s", (unsigned long long)h->c->id,
-				     sk_tls_failure_reason(h->c->tls));
-		return n;
-	}
-	n = read(h->c->fd, b, len);
-	return n < 0 ? -errno : n;
+	if (n == -EPROTO && h->c->tls != NULL)
+		sk_log_debug(SK_LOG_HTTP, "[C%llu] http2: TLS: %s", (unsigned long long)h->c->id,
+			     sk_tls_failure_reason(h->c->tls));
+	return n;
 }
 
 /* Frames out of nghttp2 into out, out to the socket, streams whose response buffer drained

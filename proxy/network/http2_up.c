@@ -423,33 +423,14 @@ static void fail_streams(struct sk_h2_up *h, bool connecting, bool timeout, int 
  * starts at the same bytes, as out moves only on success. */
 static ssize_t conn_send(struct sk_h2_up *h)
 {
-	ssize_t n;
-
-	if (h->tls != NULL) {
-		n = sk_tls_write(h->tls, h->out.p + h->out.off, pending(&h->out));
-		if (n == -EAGAIN && sk_tls_want(h->tls) == SK_TLS_WANT_READ)
-			h->tls_wr_wants_read = true;
-		return n;
-	}
-	n = send(h->fd, h->out.p + h->out.off, pending(&h->out), MSG_NOSIGNAL);
-	return n < 0 ? -errno : n;
+	return sk_tls_io_write(h->tls, h->fd, h->out.p + h->out.off, pending(&h->out), &h->tls_wr_wants_read);
 }
 
 /* One read, through TLS when the connection has it: > 0 bytes, 0 at the peer's end, or -errno
  * (-EAGAIN: wait; a TLS read that must write first sets tls_rd_wants_write). */
 static ssize_t conn_recv(struct sk_h2_up *h, void *b, size_t len)
 {
-	ssize_t n;
-
-	if (h->tls != NULL) {
-		h->tls_rd_wants_write = false;
-		n = sk_tls_read(h->tls, b, len);
-		if (n == -EAGAIN && sk_tls_want(h->tls) == SK_TLS_WANT_WRITE)
-			h->tls_rd_wants_write = true;
-		return n;
-	}
-	n = read(h->fd, b, len);
-	return n < 0 ? -errno : n;
+	return sk_tls_io_read(h->tls, h->fd, b, len, &h->tls_rd_wants_write);
 }
 
 static void flush(struct sk_h2_up *h)

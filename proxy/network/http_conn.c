@@ -357,6 +357,7 @@ static void up_destroy(struct upconn *u, bool local)
 	buf_free(&u->body);
 	buf_free(&u->rhead);
 	buf_free(&u->rtrailers);
+	free(u->peer_san);
 	if (u->tls != NULL) {
 		/* close_notify on our own close of an established connection (best effort: a
 		 * full socket is not waited for) */
@@ -606,46 +607,13 @@ void sk_http_pool_close_all(struct sk_worker *w)
 static void on_down_write(struct ev_loop *loop, ev_io *io, int revents);
 static void on_down_read(struct ev_loop *loop, ev_io *io, int revents);
 
-/* The downstream socket, raw or TLS (c->tls: the listener finished the handshake). Like
- * read(2)/send(2) but -errno: -EAGAIN when it must wait (over TLS a read may wait for the
- * socket to become writable and a write for it to become readable: the flags say so). */
-static ssize_t d_read(struct sk_http_conn *hc, void *p, size_t n)
-{
-	struct sk_tls_conn *t = hc->c->tls;
-	ssize_t r;
-
-	if (t != NULL) {
-		hc->tls_rd_wants_write = false;
-		r = sk_tls_read(t, p, n);
-		if (r == -EAGAIN && sk_tls_want(t) == SK_TLS_WANT_WRITE)
-			hc->tls_rd_wants_write = true;
-		return r;
-	}
-	r = read(hc->c->fd, p, n);
-	return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
-}
-
-static ssize_t d_send(struct sk_http_conn *hc, const void *p, size_t n)
-{
-	struct sk_tls_conn *t = hc->c->tls;
-	ssize_t r;
-
-	if (t != NULL) {
-		hc->tls_wr_wants_read = false;
-		r = sk_tls_write(t, p, n);
-		if (r == -EAGAIN && sk_tls_want(t) == SK_TLS_WANT_READ)
-			hc->tls_wr_wants_read = true;
-		return r;
-	}
-	r = send(hc->c->fd, p, n, MSG_NOSIGNAL);
-	return r < 0 ? (errno == EINTR ? -EAGAIN : -errno) : r;
-}
-
-/* Writes what dout holds; sets must_close on an error or when a closing response is out. */
+/* Writes what dout holds (through c->tls when the listener terminated TLS); sets
+ * must_close on an error or when a closing response is out. */
 static void d_flush(struct sk_http_conn *hc)
 {
 	while (pending(&hc->dout) > 0) {
-		ssize_t n = d_send(hc, hc->dout.p + hc->dout.off, pending(&hc->dout));
+		ssize_t n = sk_tls_io_write(hc->c->tls, hc->c->fd, hc->dout.p + hc->dout.off, pending(&hc->dout),
+					    &hc->tls_wr_wants_read);
 
 		if (n < 0) {
 			if (n == -EAGAIN)
@@ -860,19 +828,13 @@ static const char *header_lookup(void *ctx, bool resp, const char *name, size_t 
 	return NULL;
 }
 
-/* The upstream connection's TLS facts, for %UPSTREAM_PEER_URI_SAN% / %UPSTREAM_TLS_VERSION%. */
+/* The upstream connection's TLS facts, for %UPSTREAM_PEER_URI_SAN% / %UPSTREAM_TLS_VERSION%
+ * (copied: the connection may close before the request is logged). */
 static void note_up_tls(struct sk_http_conn *hc, const struct upconn *u)
 {
-	char san[1024];
-
 	free(hc->up_san);
-	hc->up_san = NULL;
-	hc->up_tls_version = NULL;
-	if (u->tls == NULL)
-		return;
-	hc->up_tls_version = sk_tls_version(u->tls);
-	if (sk_tls_peer_uri_san(u->tls, san, sizeof(san)) > 0)
-		hc->up_san = strdup(san);
+	hc->up_san = u->peer_san != NULL ? strdup(u->peer_san) : NULL;
+	hc->up_tls_version = u->tls != NULL ? sk_tls_version(u->tls) : NULL;
 }
 
 static void fill_entry(struct sk_http_conn *hc, struct sk_access_log_entry *e)
@@ -1700,9 +1662,14 @@ static bool up_tls_handshake(struct upconn *u)
 	char up[SK_ADDR_TEXT_MAX];
 
 	switch (st) {
-	case SK_TLS_DONE:
+	case SK_TLS_DONE: {
+		char san[1024];
+
 		sk_tls_stats_count(w->shard, &u->cluster->tls_st, u->tls, true);
+		if (sk_tls_peer_uri_san(u->tls, san, sizeof(san)) > 0)
+			u->peer_san = strdup(san);
 		return true;
+	}
 	case SK_TLS_WANT_READ:
 		ev_io_stop(w->loop, &u->wio);
 		ev_io_start(w->loop, &u->rio);
@@ -1771,26 +1738,19 @@ static void up_write(struct upconn *u)
 	}
 	u->tls_wr_wants_read = false;
 	while (pending(&u->out) > 0) {
-		ssize_t n;
-		int e;
+		ssize_t n = sk_tls_io_write(u->tls, u->fd, u->out.p + u->out.off, pending(&u->out),
+					    &u->tls_wr_wants_read);
+		int e = n < 0 ? (int)-n : 0;
 
-		if (u->tls != NULL) {
-			n = sk_tls_write(u->tls, u->out.p + u->out.off, pending(&u->out));
-			e = n < 0 ? (int)-n : 0;
-			if (n == -EAGAIN && sk_tls_want(u->tls) == SK_TLS_WANT_READ) {
-				/* renegotiation-like traffic first: go on when readable (the read
-				 * watcher runs while a stream uses the connection) */
-				u->tls_wr_wants_read = true;
-				ev_io_start(w->loop, &u->rio);
-				ev_io_stop(w->loop, &u->wio);
-				return;
-			}
-		} else {
-			n = send(u->fd, u->out.p + u->out.off, pending(&u->out), MSG_NOSIGNAL);
-			e = n < 0 ? errno : 0;
+		if (u->tls_wr_wants_read) {
+			/* renegotiation-like traffic first: go on when readable (the read watcher
+			 * runs while a stream uses the connection) */
+			ev_io_start(w->loop, &u->rio);
+			ev_io_stop(w->loop, &u->wio);
+			return;
 		}
 		if (n < 0) {
-			if (e == EAGAIN || e == EINTR)
+			if (e == EAGAIN)
 				break;
 			/* the response may still come (an early reply); reading tells */
 			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream write: %s", (unsigned long long)hc->c->id,
@@ -2100,22 +2060,15 @@ static void up_read(struct upconn *u)
 		upstream_failure(hc, 503, "UF", "out of memory");
 		return;
 	}
-	if (u->tls != NULL) {
-		u->tls_rd_wants_write = false;
-		n = sk_tls_read(u->tls, u->in.p + u->in.len, u->in.cap - u->in.len);
-		e = n < 0 ? (int)-n : 0;
-		if (n == -EAGAIN && sk_tls_want(u->tls) == SK_TLS_WANT_WRITE) {
-			u->tls_rd_wants_write = true; /* on_up_write reads again */
-			ev_io_start(u->w->loop, &u->wio);
-			return;
-		}
-		if (n == -EPROTO)
-			sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream TLS: %s", (unsigned long long)hc->c->id,
-				     sk_tls_failure_reason(u->tls));
-	} else {
-		n = read(u->fd, u->in.p + u->in.len, u->in.cap - u->in.len);
-		e = n < 0 ? errno : 0;
+	n = sk_tls_io_read(u->tls, u->fd, u->in.p + u->in.len, u->in.cap - u->in.len, &u->tls_rd_wants_write);
+	e = n < 0 ? (int)-n : 0;
+	if (u->tls_rd_wants_write) {
+		ev_io_start(u->w->loop, &u->wio); /* on_up_write reads again */
+		return;
 	}
+	if (n == -EPROTO && u->tls != NULL)
+		sk_log_debug(SK_LOG_HTTP, "[C%llu] http: upstream TLS: %s", (unsigned long long)hc->c->id,
+			     sk_tls_failure_reason(u->tls));
 	if (n > 0) {
 		u->in.len += (size_t)n;
 		sk_stat_add(hc->w->shard, u->cluster->st.upstream_cx_rx_bytes_total, (uint64_t)n);
@@ -2450,19 +2403,76 @@ static void append_pem_encoded(struct buf *b, const char *pem)
 	}
 }
 
+/* Appends ";<key>=<item>" (no ';' first) for each item of a comma-joined list. */
+static void append_each(struct buf *b, size_t start, const char *key, char *list)
+{
+	for (char *tok = list, *end; tok != NULL; tok = end) {
+		end = strchr(tok, ',');
+		if (end != NULL)
+			*end++ = '\0';
+		appendf(b, "%s%s=%s", b->len > start ? ";" : "", key, tok);
+	}
+}
+
+/* This hop's x-forwarded-client-cert element for an mTLS connection, malloc'd (NULL when out
+ * of memory): By (our URI SANs), Hash (SHA-256 of the client's certificate), then what
+ * set_current_client_cert_details asks: Cert, Chain, Subject, URI, DNS. The same for every
+ * request of the connection: made once (sk_conn's xfcc). */
+static char *xfcc_element(const struct sk_hcm_config *cfg, const struct sk_tls_conn *t)
+{
+	struct buf e = {0};
+	char s[1024], digest[65];
+
+#define SEP() (e.len > 0 ? ";" : "")
+	if (sk_tls_local_uri_san(t, s, sizeof(s)) > 0)
+		append_each(&e, 0, "By", s);
+	if (sk_tls_peer_cert_digest(t, digest) == 0)
+		appendf(&e, "%sHash=%s", SEP(), digest);
+	for (int k = 0; k < 2; k++) {
+		char *pem;
+
+		if (!(k == 0 ? cfg->xfcc_cert : cfg->xfcc_chain) || (pem = sk_tls_peer_pem(t, k == 1)) == NULL)
+			continue;
+		appendf(&e, "%s%s=\"", SEP(), k == 0 ? "Cert" : "Chain");
+		append_pem_encoded(&e, pem);
+		appends(&e, "\"");
+		free(pem);
+	}
+	if (cfg->xfcc_subject) {
+		sk_tls_peer_subject(t, s, sizeof(s));
+		appendf(&e, "%sSubject=\"%s\"", SEP(), s);
+	}
+	if (cfg->xfcc_uri) {
+		/* the key is there even when the certificate has no URI SAN; the first one */
+		char *comma;
+
+		if (sk_tls_peer_uri_san(t, s, sizeof(s)) < 0)
+			s[0] = '\0';
+		if ((comma = strchr(s, ',')) != NULL)
+			*comma = '\0';
+		appendf(&e, "%sURI=%s", SEP(), s);
+	}
+	if (cfg->xfcc_dns && sk_tls_peer_dns_san(t, s, sizeof(s)) > 0)
+		append_each(&e, 0, "DNS", s);
+#undef SEP
+	if (append(&e, "", 1) < 0) {
+		buf_free(&e);
+		return NULL;
+	}
+	return (char *)e.p;
+}
+
 /* x-forwarded-client-cert as Envoy's forward_client_cert_details: without a client
  * certificate the client's header is dropped (kept only by ALWAYS_FORWARD_ONLY); with one,
  * FORWARD_ONLY keeps it, SANITIZE drops it, APPEND_FORWARD appends and SANITIZE_SET sets
- * this hop's element: By (our URI SANs), Hash (SHA-256 of the client's certificate), then
- * what set_current_client_cert_details asks: Cert, Chain, Subject, URI, DNS. */
+ * this hop's element (xfcc_element). */
 static void add_xfcc(struct sk_http_conn *hc)
 {
 	const struct sk_hcm_config *cfg = hc->cfg;
 	struct sk_tls_conn *t = hc->c->tls;
 	bool mtls = t != NULL && sk_tls_peer_has_cert(t), any = false;
 	struct buf *b = &hc->extra;
-	char s[1024], digest[65];
-	size_t i, start;
+	size_t i;
 
 	if ((!mtls && cfg->xfcc == SK_XFCC_ALWAYS_FORWARD_ONLY) ||
 	    (mtls && (cfg->xfcc == SK_XFCC_FORWARD_ONLY || cfg->xfcc == SK_XFCC_ALWAYS_FORWARD_ONLY ||
@@ -2483,53 +2493,13 @@ static void add_xfcc(struct sk_http_conn *hc)
 			appends(b, "\r\n");
 		return;
 	}
+	if (hc->c->xfcc == NULL && (hc->c->xfcc = xfcc_element(cfg, t)) == NULL) {
+		if (any)
+			appends(b, "\r\n");
+		return;
+	}
 	appends(b, any ? "," : "x-forwarded-client-cert: ");
-	start = b->len;
-#define SEP() (b->len > start ? ";" : "")
-	if (sk_tls_local_uri_san(t, s, sizeof(s)) > 0) {
-		/* one By= per URI SAN of our own certificate */
-		for (char *tok = s, *end; tok != NULL; tok = end) {
-			end = strchr(tok, ',');
-			if (end != NULL)
-				*end++ = '\0';
-			appendf(b, "%sBy=%s", SEP(), tok);
-		}
-	}
-	if (sk_tls_peer_cert_digest(t, digest) == 0)
-		appendf(b, "%sHash=%s", SEP(), digest);
-	for (int k = 0; k < 2; k++) {
-		char *pem;
-
-		if (!(k == 0 ? cfg->xfcc_cert : cfg->xfcc_chain) || (pem = sk_tls_peer_pem(t, k == 1)) == NULL)
-			continue;
-		appendf(b, "%s%s=\"", SEP(), k == 0 ? "Cert" : "Chain");
-		append_pem_encoded(b, pem);
-		appends(b, "\"");
-		free(pem);
-	}
-	if (cfg->xfcc_subject) {
-		sk_tls_peer_subject(t, s, sizeof(s));
-		appendf(b, "%sSubject=\"%s\"", SEP(), s);
-	}
-	if (cfg->xfcc_uri) {
-		/* the key is there even when the certificate has no URI SAN; the first one */
-		char *comma;
-
-		if (sk_tls_peer_uri_san(t, s, sizeof(s)) < 0)
-			s[0] = '\0';
-		if ((comma = strchr(s, ',')) != NULL)
-			*comma = '\0';
-		appendf(b, "%sURI=%s", SEP(), s);
-	}
-	if (cfg->xfcc_dns && sk_tls_peer_dns_san(t, s, sizeof(s)) > 0) {
-		for (char *tok = s, *end; tok != NULL; tok = end) {
-			end = strchr(tok, ',');
-			if (end != NULL)
-				*end++ = '\0';
-			appendf(b, "%sDNS=%s", SEP(), tok);
-		}
-	}
-#undef SEP
+	appends(b, hc->c->xfcc);
 	appends(b, "\r\n");
 }
 
@@ -3394,7 +3364,8 @@ static void on_down_read(struct ev_loop *loop, ev_io *io, int revents)
 		finish_callback(hc);
 		return;
 	}
-	n = d_read(hc, hc->din.p + hc->din.len, hc->din.cap - hc->din.len);
+	n = sk_tls_io_read(hc->c->tls, hc->c->fd, hc->din.p + hc->din.len, hc->din.cap - hc->din.len,
+			   &hc->tls_rd_wants_write);
 	if (n == -EAGAIN) {
 		finish_callback(hc);
 		return;
@@ -3592,28 +3563,23 @@ static void on_detect_read(struct ev_loop *loop, ev_io *io, int revents)
 	struct sk_conn *c = io->data;
 	uint8_t b[sizeof(h2_preface)];
 	size_t want = sizeof(h2_preface) - 1 - c->n_inspected;
+	bool wants_write;
 	ssize_t n;
 	int d;
 
 	(void)loop;
 	(void)revents;
-	if (c->tls != NULL) {
-		n = sk_tls_read(c->tls, b, want);
-		if (n == -EAGAIN) {
-			/* rare (a TLS read waiting for writability): poll both ways meanwhile */
-			int ev = sk_tls_want(c->tls) == SK_TLS_WANT_WRITE ? EV_WRITE : EV_READ;
+	n = sk_tls_io_read(c->tls, c->fd, b, want, &wants_write);
+	if (n == -EAGAIN) {
+		/* a TLS read may wait for writability (rare): the watcher follows */
+		int ev = wants_write ? EV_WRITE : EV_READ;
 
-			if ((c->io.events & (EV_READ | EV_WRITE)) != ev) {
-				ev_io_stop(c->w->loop, &c->io);
-				ev_io_set(&c->io, c->fd, ev);
-				ev_io_start(c->w->loop, &c->io);
-			}
-			return;
+		if ((c->io.events & (EV_READ | EV_WRITE)) != ev) {
+			ev_io_stop(c->w->loop, &c->io);
+			ev_io_set(&c->io, c->fd, ev);
+			ev_io_start(c->w->loop, &c->io);
 		}
-	} else {
-		n = read(c->fd, b, want);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+		return;
 	}
 	if (n <= 0) {
 		sk_conn_close(c);

@@ -140,6 +140,7 @@ struct upconn {
 	 * joined ("istio-h2,istio": istio.alpn's override for the upstream HTTP version); "":
 	 * the context's. Connections are pooled (HTTP/1.1 and HTTP/2) per context and alpn. */
 	char alpn[64];
+	char *peer_san;                 /* the peer's URI SANs, read once at the handshake */
 	bool tls_rd_wants_write;        /* a read returned WANT_WRITE: retried when writable */
 	bool tls_wr_wants_read;         /* a write returned WANT_READ: retried when readable */
 	double connected_at;

@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Envoy's default cipher list (BoringSSL's equal-preference groups flattened) and
  * BoringSSL's TLS 1.3 order; curves as Envoy's default. */
@@ -1002,6 +1004,34 @@ int sk_tls_conn_set_alpn_list(struct sk_tls_conn *c, const char *list)
 	for (tok = strtok_r(copy, ",", &save); tok != NULL && n < 32; tok = strtok_r(NULL, ",", &save))
 		protos[n++] = tok;
 	return sk_tls_conn_set_alpn(c, (const char *const *)protos, n);
+}
+
+ssize_t sk_tls_io_read(struct sk_tls_conn *t, int fd, void *buf, size_t len, bool *other)
+{
+	ssize_t n;
+
+	*other = false;
+	if (t != NULL) {
+		n = sk_tls_read(t, buf, len);
+		*other = n == -EAGAIN && sk_tls_want(t) == SK_TLS_WANT_WRITE;
+		return n;
+	}
+	n = read(fd, buf, len);
+	return n >= 0 ? n : errno == EINTR ? -EAGAIN : -errno;
+}
+
+ssize_t sk_tls_io_write(struct sk_tls_conn *t, int fd, const void *buf, size_t len, bool *other)
+{
+	ssize_t n;
+
+	*other = false;
+	if (t != NULL) {
+		n = sk_tls_write(t, buf, len);
+		*other = n == -EAGAIN && sk_tls_want(t) == SK_TLS_WANT_READ;
+		return n;
+	}
+	n = send(fd, buf, len, MSG_NOSIGNAL);
+	return n >= 0 ? n : errno == EINTR ? -EAGAIN : -errno;
 }
 
 /* Classifies a failed SSL call (ret <= 0): WANT_* as the status, anything else fatal with

@@ -115,6 +115,13 @@ const char *sk_tls_failure_reason(const struct sk_tls_conn *c); /* "" when none 
 ssize_t sk_tls_read(struct sk_tls_conn *c, void *buf, size_t len);
 ssize_t sk_tls_write(struct sk_tls_conn *c, const void *buf, size_t len);
 enum sk_tls_status sk_tls_want(const struct sk_tls_conn *c);
+
+/* The socket I/O of a connection that may be TLS: through t when it is not NULL, else
+ * read(2)/send(2) on fd (never SIGPIPE). > 0 bytes, 0 at the peer's end (FIN or
+ * close_notify), or -errno; -EAGAIN when it must wait, and then *other says a TLS read waits
+ * for writability (a write for readability) rather than for its own direction. */
+ssize_t sk_tls_io_read(struct sk_tls_conn *t, int fd, void *buf, size_t len, bool *other);
+ssize_t sk_tls_io_write(struct sk_tls_conn *t, int fd, const void *buf, size_t len, bool *other);
 /* Bytes already decrypted and waiting: read them before waiting for the socket again. */
 size_t sk_tls_pending(const struct sk_tls_conn *c);
 
